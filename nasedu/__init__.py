@@ -16,11 +16,12 @@ from .network import Network, count_parameters
 from .search import Callback, History, SearchResult, choose_device, search
 from .strategies import STRATEGIES
 from .supernet import Supernet
+from . import viz  # last: the dashboard builds on the search loop
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BUDGETS", "budget", "load_dataset", "GENOTYPES", "PRIMITIVES", "Genotype", "derive_genotype",
     "load_genotype", "parse_genotype", "Network", "count_parameters", "Callback", "History", "SearchResult",
-    "choose_device", "search", "STRATEGIES", "Supernet",
+    "choose_device", "search", "STRATEGIES", "Supernet", "viz",
 ]

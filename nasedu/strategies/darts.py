@@ -80,7 +80,10 @@ class DARTS(Strategy):
         with self.autocast():
             logits = self.supernet(x_val, self.arch_weights())
             loss = F.cross_entropy(logits.float(), y_val)
-        grads = torch.autograd.grad(loss, [self.alpha_normal, self.alpha_reduce])
+        alphas = [self.alpha_normal, self.alpha_reduce]
+        # A network with no normal cell (layers=2) never uses alpha_normal: its gradient is zero.
+        grads = torch.autograd.grad(loss, alphas, allow_unused=True)
+        grads = tuple(torch.zeros_like(a) if g is None else g for a, g in zip(alphas, grads))
         return grads, loss.detach(), accuracy(logits, y_val)
 
     def step(self, train_batch, arch_batch):
