@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random seed: data split, initial weights, batch order (default: 0)")
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
                    help="batch size (default: 96 for cifar10, 64 otherwise)")
-    p.add_argument("--lr", type=float, default=0.025, help="initial learning rate, cosine-annealed to 0 (default: 0.025)")
+    p.add_argument("--lr", type=float, default=0.025,
+                   help="initial learning rate, cosine-annealed to 0 (default: 0.025)")
     p.add_argument("--C", type=_positive_int, default=None, dest="C", metavar="C",
                    help="network width: initial channels (default: 36 for cifar10, 8 otherwise)")
     p.add_argument("--layers", type=_positive_int, default=None, metavar="N",
@@ -181,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auxiliary", action=argparse.BooleanOptionalAction, default=None,
                    help="auxiliary head weighted 0.4 (default: on for cifar10, off otherwise)")
     p.add_argument("--drop-path-prob", type=float, default=None, metavar="P",
-                   help="final drop path probability, reached linearly (default: 0.2 for cifar10, 0 otherwise)")
+                   help="drop path probability, grown linearly from 0 over the epochs "
+                        "(default: 0.2 for cifar10, 0 otherwise)")
     p.add_argument("--cutout", type=_nonnegative_int, default=None, metavar="PIXELS",
                    help="cutout length in pixels, 0 for none (default: 16 for cifar10, 0 otherwise)")
     p.add_argument("--device", default=None, metavar="D",
