@@ -79,9 +79,16 @@ def lab_server(tmp_path_factory, chromium_path):
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Render every cell: JupyterLab 4 windows long notebooks, and an off-screen
+    # cell's prompt then never shows that it ran.
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     token, port = secrets.token_hex(16), _free_port()
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(workspaces),
-               JUPYTER_RUNTIME_DIR=str(runtime), NASEDU_QUICK="1", PYTHONUNBUFFERED="1")
+               JUPYTER_RUNTIME_DIR=str(runtime), NASEDU_QUICK="1", PYTHONUNBUFFERED="1",
+               # Chromium shares the 2 cores: two torch threads would spin-wait on each other.
+               OMP_NUM_THREADS="1")
     log = base / "jupyterlab.log"
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.allow_root=True"]
