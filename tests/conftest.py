@@ -34,7 +34,8 @@ class LabServer:
     process: subprocess.Popen
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        # ?reset: a fresh workspace, so notebooks opened by earlier tests are not restored beside this one.
+        return f"{self.url}/lab/tree/{path}?reset&token={self.token}"
 
     def log_tail(self, chars: int = 4000) -> str:
         try:

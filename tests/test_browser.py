@@ -73,7 +73,7 @@ def _open(page, lab_server, name):
 
 
 def _cells(page):
-    return page.locator(".jp-Notebook .jp-Cell.jp-CodeCell")
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell.jp-CodeCell")
 
 
 def _prompt(cell) -> str:
