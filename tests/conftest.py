@@ -80,8 +80,8 @@ def lab_server(tmp_path_factory, chromium_path):
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    # Render every cell: JupyterLab 4 windows long notebooks, and an off-screen
-    # cell's prompt then never shows that it ran.
+    # Every cell in the DOM: with JupyterLab 4's default windowing, cells out of view are
+    # detached, so prompts and outputs below the fold could not be read.
     tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
     tracker.write_text(json.dumps({"windowingMode": "none"}))
@@ -134,7 +134,7 @@ def browser(chromium_path):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 2200})
     p = context.new_page()
     p.set_default_timeout(60_000)
     try:

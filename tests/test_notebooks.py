@@ -1,8 +1,11 @@
 """The course notebooks run top to bottom in the quick budget, and are stored clean.
 
-Each notebook runs in a fresh kernel with nbclient, from `notebooks/` as its
-working directory, with ``NASEDU_QUICK=1`` (environment variables of this
-process reach the kernel). Set ``NASEDU_BUDGET=full`` to run them in the full
+Each notebook runs in a fresh kernel with nbclient, with ``NASEDU_QUICK=1``
+(environment variables of this process reach the kernel), from a fresh copy of
+`notebooks/` as its working directory: a copy without the `runs/` folder that
+earlier runs leave there, so a search that checkpoints into `runs/` really
+runs instead of resuming a finished one, as on a fresh clone. The rest of the
+repository is linked beside the copy, so paths like ``../assets`` resolve. Set ``NASEDU_BUDGET=full`` to run them in the full
 budget instead, on a GPU. Run one notebook's test with, for example:
 
     .venv/bin/python -m pytest -q tests/test_notebooks.py -k 01_search_spaces
@@ -94,6 +97,18 @@ def _same_program(a, b):
     return os.path.abspath(a) == os.path.abspath(b) or os.path.realpath(a) == os.path.realpath(b)
 
 
+@pytest.fixture
+def notebook_workdir(tmp_path):
+    """A copy of notebooks/ without run outputs, beside links to the rest of the repository."""
+    root = NOTEBOOK_DIR.parent
+    for entry in root.iterdir():
+        if entry.name != NOTEBOOK_DIR.name:
+            (tmp_path / entry.name).symlink_to(entry)
+    shutil.copytree(NOTEBOOK_DIR, tmp_path / NOTEBOOK_DIR.name,
+                    ignore=shutil.ignore_patterns("runs", "data", ".ipynb_checkpoints", "__pycache__"))
+    return tmp_path / NOTEBOOK_DIR.name
+
+
 def _failing_cell(notebook):
     """Index and source of the first code cell whose output is an error."""
     for index, cell in enumerate(notebook.cells):
@@ -104,13 +119,13 @@ def _failing_cell(notebook):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs(path, kernel_name, monkeypatch):
+def test_notebook_runs(path, kernel_name, notebook_workdir, monkeypatch):
     if not os.environ.get("NASEDU_BUDGET"):
         monkeypatch.setenv("NASEDU_QUICK", "1")
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=CELL_TIMEOUT, kernel_name=kernel_name,
-        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+        resources={"metadata": {"path": str(notebook_workdir)}},
     )
     start = time.perf_counter()
     try:
