@@ -117,6 +117,14 @@ def _failing_cell(notebook):
     return None, None
 
 
+def _running_cell(notebook):
+    """Index and source of the first code cell that did not finish (no execution count)."""
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code" and cell.get("execution_count") is None and cell.source.strip():
+            return index, cell.source
+    return None, None
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs(path, kernel_name, notebook_workdir, monkeypatch):
@@ -134,6 +142,10 @@ def test_notebook_runs(path, kernel_name, notebook_workdir, monkeypatch):
         index, source = _failing_cell(notebook)
         pytest.fail(f"{path.name}: code cell {index} failed:\n--- cell source ---\n{source}\n"
                     f"--- error ---\n{ANSI.sub('', str(error))}", pytrace=False)
+    except nbclient.exceptions.DeadKernelError:
+        index, source = _running_cell(notebook)
+        pytest.fail(f"{path.name}: the kernel died (out of memory, or killed) in code cell {index}:\n"
+                    f"--- cell source ---\n{source}", pytrace=False)
     except nbclient.exceptions.CellTimeoutError as error:
         pytest.fail(f"{path.name}: a cell ran longer than {CELL_TIMEOUT} s:\n{ANSI.sub('', str(error))}", pytrace=False)
     print(f"{path.name}: {time.perf_counter() - start:.1f} s")
