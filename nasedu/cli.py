@@ -24,24 +24,21 @@ class CLIError(ValueError):
     """A problem with the command line the user can fix; printed without a traceback."""
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int, words: str):
+    """An argparse type: a whole number >= `minimum`, else a message saying so."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {words}, got {value}")
+        return value
+    return parse
 
 
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_positive_int = _int_at_least(1, "at least 1")
+_nonnegative_int = _int_at_least(0, "0 or more")
 
 
 def _fmt(x, spec=".3f"):
@@ -258,7 +255,8 @@ def _cmd_search(args):
                         C=args.C, layers=args.layers, seed=args.seed, device=args.device, out=out, resume=True,
                         callbacks=[start, PrintLog(print=_say)], progress=not args.no_progress)
     except CheckpointMismatchError as e:
-        raise CLIError(f"{e} From the command line: pass another --out, or delete {out} to start over there.") from None
+        raise CLIError(f"{out} holds a checkpoint of a different search ({'; '.join(e.differences)}). "
+                       f"Pass another --out, or delete {out} to start over there.") from None
     if result.interrupted:
         done = len(result.history.epochs)
         print(f"nasedu: search stopped after {done} finished epoch(s); the checkpoint is in {out}. "

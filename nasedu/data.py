@@ -125,12 +125,14 @@ def _torchvision(name, seed=0, root=None, download=True, augment=True, **_):
             if not download:
                 raise DatasetUnavailableError(
                     f"{name} is not in {root} and download=False. Put the files there, or pass download=True "
-                    f"on a machine with internet access. The offline data set 'digits' needs no download.") from None
+                    f"on a machine with internet access. The offline data set 'digits' needs no download "
+                    f"(data='digits'; --data digits on the command line).") from None
         if not _online(host):
             raise DatasetUnavailableError(
                 f"{name} must be downloaded into {root}, and {host} cannot be reached from here (offline?). "
                 f"Run once on a machine with internet access and copy {root} here (or set NASEDU_DATA to the folder), "
-                f"or use data='digits', which ships with scikit-learn and needs no download.")
+                f"or use the 'digits' data set (data='digits'; --data digits on the command line), which ships with "
+                f"scikit-learn and needs no download.")
         return cls(root, train=train, download=True, transform=T.Compose(transform))
 
     train_aug, train_plain, test = make(True, aug + plain), make(True, plain), make(False, plain)

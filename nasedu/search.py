@@ -21,6 +21,7 @@ import signal
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,13 @@ __all__ = ["search", "SearchResult", "SearchRun", "Callback", "History", "choose
 
 
 class CheckpointMismatchError(ValueError):
-    """`out` holds a checkpoint of a different search."""
+    """`out` holds a checkpoint of a different search; ``differences`` lists
+    the settings that differ (``"seed: 0 -> 1"``)."""
+
+    def __init__(self, out, differences):
+        self.out, self.differences = out, list(differences)
+        super().__init__(f"{out} holds a checkpoint of a different search ({'; '.join(self.differences)}). "
+                         f"Pass another out= folder, or resume=False to start over there.")
 
 
 def choose_device(device=None) -> torch.device:
@@ -349,9 +356,7 @@ def search(strategy="darts", data=None, *, budget=None, epochs=None, batch_size=
             ckpt = torch.load(path, map_location=device, weights_only=False)
             diff = _config_difference(ckpt["config"], config)
             if diff:
-                raise CheckpointMismatchError(
-                    f"{out} holds a checkpoint of a different search ({'; '.join(diff)}). "
-                    f"Use another --out folder, or resume=False to start over there.")
+                raise CheckpointMismatchError(out, diff)
             supernet.load_state_dict(ckpt["supernet"])
             strat.load_state_dict(ckpt["strategy"])
             _set_rng_state(ckpt["rng"])
@@ -398,7 +403,12 @@ def search(strategy="darts", data=None, *, budget=None, epochs=None, batch_size=
                         raise _StopRequested
                     if position >= steps_per_epoch:
                         break
-                strat.end_epoch(epoch)
+                with warnings.catch_warnings():
+                    if run.steps_this_session == 0:
+                        # Resumed after an epoch's last step: the schedule steps before this process has
+                        # stepped an optimizer. That order is right here; torch's check cannot know.
+                        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                    strat.end_epoch(epoch)
                 val_loss, val_acc = evaluate(supernet, strat.eval_architecture(), bundle.val, device,
                                              autocast=strat.autocast)
                 record = _record_epoch(run, running, val_loss, val_acc, time.perf_counter() - epoch_start)

@@ -17,6 +17,20 @@ from pathlib import Path
 
 import pytest
 
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module's tests: tiny networks gain nothing
+    from a second thread, and on a shared 2-core machine two threads per
+    process make every step several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # Debian's Chromium; test tools never download a browser (`playwright install` is not used).
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,7 +8,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-import torch
 
 from nasedu.cli import main
 from nasedu.genotypes import DARTS_V1, DARTS_V2, GENOTYPES, PDARTS, genotype_from_json, genotype_to_json
@@ -17,14 +16,7 @@ from nasedu.network import Network, count_parameters
 TINY = ["--data", "synthetic", "--epochs", "2", "--C", "4", "--layers", "2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks gain nothing from a second thread, and on a shared 2-core
-    # machine two threads per process make every step several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(capsys, *argv):
@@ -73,7 +65,7 @@ def test_search_writes_results_and_resumes_instead_of_starting_over(tmp_path, ca
     code, stdout, err = run(capsys, "search", "darts", *TINY, "--seed", "1", "--out", out, "--no-progress")
     assert code == 2
     assert err.startswith("nasedu: error:") and "different search" in err and "seed: 0 -> 1" in err
-    assert f"delete {out}" in err
+    assert f"delete {out}" in err and "--out" in err and "resume=False" not in err  # advice for a shell user
     assert ckpt.stat().st_mtime_ns == stamp
 
 

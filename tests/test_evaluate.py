@@ -7,14 +7,7 @@ from nasedu.genotypes import DARTS_V2, GenotypeError
 from nasedu.network import count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny networks gain nothing from a second thread, and on a shared 2-core
-    # machine two threads per process make every step several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_tiny_retraining_beats_chance_and_counts_parameters():

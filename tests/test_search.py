@@ -2,13 +2,14 @@
 resumed search ends exactly where an uninterrupted one does."""
 import json
 import os
-import signal
 
 import pytest
 import torch
 
 import nasedu
-from nasedu.search import Callback, CheckpointMismatchError, History, _atomic_write
+from nasedu.search import CheckpointMismatchError, History, _atomic_write
+
+from helpers import InterruptAt
 
 TINY = dict(data="synthetic", C=4, layers=2, steps=2, multiplier=2, epochs=3, batch_size=32, progress=False)
 
@@ -16,17 +17,6 @@ TINY = dict(data="synthetic", C=4, layers=2, steps=2, multiplier=2, epochs=3, ba
 def _alphas(result):
     s = result.strategy
     return s.alpha_normal.detach().clone(), s.alpha_reduce.detach().clone()
-
-
-class InterruptAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after global step `step`."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, run, record):
-        if run.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.mark.parametrize("stop_step", [5, 7])  # 5: an epoch boundary; 7: mid-epoch
