@@ -31,8 +31,10 @@ lab: install system-deps
 test: install system-deps browser-deps
 	$(BIN)/python -m pytest -q -ra
 
-benchmarks: install
+# Whole-run timings printed as ratios (this machine's absolute speed varies); minutes, not seconds.
+benchmarks: install system-deps
 	$(BIN)/python benchmarks/supernet_step.py
+	$(BIN)/python benchmarks/dashboard_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -4,9 +4,7 @@ replay and the slider, the Colab fallback, and the final state a saved
 notebook keeps. (tests/test_browser.py watches it render in JupyterLab.)"""
 import json
 import math
-import os
 import re
-import signal
 import sys
 import warnings
 
@@ -16,10 +14,12 @@ import torch
 
 import nasedu
 from nasedu.genotypes import PRIMITIVES, derive_genotype, genotype_to_json, num_edges
-from nasedu.search import Callback, History, SearchResult, SearchRun
+from nasedu.search import History, SearchResult, SearchRun
 from nasedu.viz import Dashboard
 from nasedu.viz import dashboard as dashboard_module
 from nasedu.viz.dashboard import DashboardState, choose_backend, edge_labels
+
+from helpers import InterruptAt
 
 TINY = dict(data="synthetic", C=4, layers=2, steps=2, multiplier=2, epochs=2, batch_size=32, progress=False)
 TINY_STEPS = 10  # 5 steps per epoch on the synthetic data, 2 epochs
@@ -175,17 +175,6 @@ def test_without_a_front_end_it_records_silently(capsys):
     assert s.status.startswith(f"finished: step {TINY_STEPS}/{TINY_STEPS}")
 
 
-class InterruptAt(Callback):
-    """Presses Ctrl-C (a real SIGINT) after global step `step`."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, run, record):
-        if run.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_an_interrupted_search_says_it_stopped(tmp_path):
     dash = Dashboard(backend="widget")
     result = nasedu.search("darts", out=str(tmp_path), callbacks=[InterruptAt(3), dash], **TINY)
@@ -274,7 +263,7 @@ def test_long_series_are_averaged_down_to_the_window():
 
 
 def test_cells_are_redrawn_only_when_the_genotype_changes_with_changes_marked():
-    dash = widget_dashboard(max_updates_per_second=math.inf)
+    dash = widget_dashboard(max_updates_per_second=math.inf, max_cell_draws_per_second=math.inf)
     script = Script(dash, steps_per_epoch=20, epochs=1)
     script.strategy.prefer("normal", 0, "sep_conv_3x3")
     script.strategy.prefer("normal", 1, "max_pool_3x3")
@@ -295,6 +284,35 @@ def test_cells_are_redrawn_only_when_the_genotype_changes_with_changes_marked():
     assert dash.state.changes["normal"] == [("c_{k-1} -> 0", "max_pool_3x3", "skip_connect")]
     script.step(13)  # no change: no more drawing
     assert dash.cell_draws == 3
+
+
+def test_cell_drawings_are_throttled_and_mark_everything_changed_since_the_last():
+    """A genotype changing at every step (0.1 s apart) starts at most one
+    drawing a second; the edges marked are all those changed since the cells
+    on screen, not only the last step's."""
+    dash = widget_dashboard(max_updates_per_second=math.inf, max_cell_draws_per_second=1.0)
+    script = Script(dash, steps_per_epoch=100, epochs=1, seconds_per_step=0.1)
+    script.start()
+    settle(dash)
+    script.step(1)
+    assert dash.cell_draws == 2 and dash._shown_cells == dash.state.genotype_version
+    ops = ["sep_conv_3x3", "max_pool_3x3", "dil_conv_5x5"]
+    starts = []
+    for i in range(30):  # 3 seconds of steps, the normal cell's edge 0 or 1 changing every step
+        script.strategy.prefer("normal", i % 2, ops[i % 3])
+        before = dash._painter.draws
+        script.step(1)
+        settle(dash)
+        if dash._painter.draws > before:
+            starts.append(script.run.global_step)
+    assert 2 <= len(starts) <= 4, starts  # about one a second, not 30
+    assert all(b - a >= 10 for a, b in zip(starts, starts[1:])), starts
+    script.step(9)  # the throttle lets the last genotype through: the screen catches up
+    settle(dash)
+    script.step(1)
+    assert dash._shown_cells == dash.state.genotype_version
+    shown = dash.renderer.cells.value
+    assert "changed:" in shown and shown.count("drop-shadow") == len(dash.state.changes["normal"]) >= 1
 
 
 def test_status_line_when_stopped_without_a_checkpoint():

@@ -346,9 +346,20 @@ class DashboardState:
         self.genotype_version += 1
         return True
 
-    def mark_drawn(self):
-        """The current genotype is on screen: later changes are counted from it."""
-        self.drawn_genotype = self.genotype
+    def mark_drawn(self, genotype: Genotype | None = None) -> dict:
+        """`genotype` (default: the current one) is on screen: later changes
+        are counted from it. Returns its edges changed since the cells drawn
+        before, ``{kind: [(edge, old op, new op), ...]}``."""
+        genotype = self.genotype if genotype is None else genotype
+        if genotype is None:
+            return {k: [] for k in KINDS}
+        drawn = {k: cell_changes(self.drawn_genotype, genotype, k) for k in KINDS}
+        self.drawn_genotype = genotype
+        if _same_genotype(genotype, self.genotype):
+            self.changes = drawn
+        else:  # an older genotype's drawing: the current one's changes now count from it
+            self.changes = {k: cell_changes(genotype, self.genotype, k) for k in KINDS}
+        return drawn
 
     # -- reading ----------------------------------------------------------------
     def series(self, key: str, window: int | None = None):
@@ -559,14 +570,16 @@ def _base_figure(title: str | None):
         ), row=2, col=col)
     fig.update_layout(
         title=dict(text=title or "search", x=0.01), height=880, margin=dict(l=70, r=20, t=70, b=40),
-        template="plotly_white", legend=dict(orientation="h", x=0.0, y=1.07, yanchor="bottom"),
+        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", y=1.07, yanchor="bottom"),
         coloraxis=dict(cmin=0.0, cmax=1.0, colorscale="Viridis",
                        colorbar=dict(title=dict(text="p"), len=0.36, y=0.5, thickness=12)),
         hovermode="closest", uirevision="nasedu",
     )
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    fig.update_yaxes(range=[0, 1.02], row=3, col=1)
-    fig.update_yaxes(range=[0, 1.02], row=3, col=2)
+    # Entropy axes autorange: early in a search every edge sits just below 1, and a fixed
+    # [0, 1] axis would draw flat lines; the tick labels keep the scale honest.
+    fig.update_yaxes(autorange=True, tickformat=".3~f", row=3, col=1)
+    fig.update_yaxes(autorange=True, tickformat=".3~f", row=3, col=2)
     for col in (1, 2):
         fig.update_yaxes(autorange="reversed", type="category", row=2, col=col)
         fig.update_xaxes(tickangle=-35, type="category", row=2, col=col)
@@ -694,7 +707,7 @@ class _WidgetRenderer:
         self.status = widgets.HTML(_status_html("waiting for the search to start"))
         self.figure = go.FigureWidget(_base_figure(title))
         self.cells = widgets.HTML("", layout=widgets.Layout(min_height="40px"))
-        self.slider = widgets.IntSlider(value=0, min=0, max=0, description="snapshot", continuous_update=True,
+        self.slider = widgets.IntSlider(value=0, min=0, max=0, description="snapshot", continuous_update=True, readout=False,
                                         layout=widgets.Layout(width="60%"))
         self.slider_label = widgets.HTML("")
         self.slider_box = widgets.HBox([self.slider, self.slider_label], layout=widgets.Layout(display="none"))
@@ -840,6 +853,14 @@ class Dashboard(Callback):
         Upper bound on pushes to the front end while steps run (the end of
         each epoch and of the search always draw). Colab draws at most once
         a second.
+    max_cell_draws_per_second : float
+        Upper bound on starting a new drawing of the derived cells while
+        steps run (default 0.5, one every two seconds; the end of each epoch
+        and of the search always draw). `dot` runs in a subprocess and
+        competes with the search for the CPU, and early in a search the
+        genotype can change at every step. Cells are drawn only when the
+        genotype changed; the edges marked are those changed since the cells
+        last drawn.
     window : int
         Long series are averaged down to this many points before they are sent.
     title : str
@@ -850,19 +871,23 @@ class Dashboard(Callback):
     """
 
     def __init__(self, backend: str = "auto", max_updates_per_second: float = 4.0, window: int = 500,
-                 title: str | None = None):
-        if not max_updates_per_second or max_updates_per_second <= 0:
-            raise ValueError(f"max_updates_per_second must be > 0 (math.inf for no limit), got {max_updates_per_second!r}")
+                 title: str | None = None, max_cell_draws_per_second: float = 0.5):
+        for name, rate in (("max_updates_per_second", max_updates_per_second),
+                           ("max_cell_draws_per_second", max_cell_draws_per_second)):
+            if not rate or rate <= 0:
+                raise ValueError(f"{name} must be > 0 (math.inf for no limit), got {rate!r}")
         if int(window) < 2:
             raise ValueError(f"window must be at least 2 points, got {window!r}")
         self.backend = choose_backend(backend)
         self.max_updates_per_second = float(max_updates_per_second)
+        self.max_cell_draws_per_second = float(max_cell_draws_per_second)
         self.window = int(window)
         self.title = title
         self.state = DashboardState()
         self.draws = 0
         self.clock = time.perf_counter  # tests replace it to drive the throttle
         self._last_draw = -math.inf
+        self._last_cell_start = -math.inf
         self._displayed = False
         self._displayed_in = None
         self._snapshots_seen = 0
@@ -905,7 +930,8 @@ class Dashboard(Callback):
         self.display()
 
     def __repr__(self):
-        return f"Dashboard(backend={self.backend!r}, max_updates_per_second={self.max_updates_per_second:g})"
+        return (f"Dashboard(backend={self.backend!r}, max_updates_per_second={self.max_updates_per_second:g}, "
+                f"max_cell_draws_per_second={self.max_cell_draws_per_second:g})")
 
     # -- callbacks ----------------------------------------------------------------
     def on_search_start(self, run):
@@ -1009,6 +1035,7 @@ class Dashboard(Callback):
         self._pending = None
         self._shown_cells = None
         self._last_draw = -math.inf
+        self._last_cell_start = -math.inf
 
     def _take_snapshots(self, history: History):
         snapshots = history.snapshots
@@ -1043,22 +1070,28 @@ class Dashboard(Callback):
     def _cells_update(self, wait: bool):
         """HTML of the cells if the genotype changed since they were last drawn
         and its SVGs are ready (or `wait`), else None. Starts drawing a changed
-        genotype in the worker thread."""
+        genotype in the worker thread, at most `max_cell_draws_per_second`."""
         state = self.state
         if state.genotype is None or self._shown_cells == state.genotype_version:
             return None
-        if self._pending is None or self._pending[1] != state.genotype_version:
-            if all(self._painter.cached(state.genotype, k) for k in KINDS):
-                self._pending = (None, state.genotype_version, state.genotype_step)
-            else:
-                self._pending = (self._painter.submit(state.genotype), state.genotype_version, state.genotype_step)
-        future, version, step = self._pending
+        pending = self._pending
+        if pending is None or pending[1] != state.genotype_version:
+            cached = all(self._painter.cached(state.genotype, k) for k in KINDS)
+            if cached or wait or self.clock() - self._last_cell_start >= 1.0 / self.max_cell_draws_per_second:
+                future = None if cached else self._painter.submit(state.genotype)
+                if future is not None:
+                    self._last_cell_start = self.clock()
+                pending = self._pending = (future, state.genotype_version, state.genotype_step, state.genotype)
+        if pending is None:
+            return None  # the cell throttle holds this genotype back; a later draw starts it
+        future, version, step, genotype = pending
         if future is not None and not future.done() and not wait:
             return None
-        svgs = future.result() if future is not None else self._painter.svgs(state.genotype)
+        # An older genotype's drawing may finish first: it is shown as what it is.
+        svgs = future.result() if future is not None else self._painter.svgs(genotype)
         self._pending, self._shown_cells = None, version
-        state.mark_drawn()
-        return _cells_html(svgs, state.genotype, state.changes, step)
+        changes = state.mark_drawn(genotype)
+        return _cells_html(svgs, genotype, changes, step)
 
 
 def _as_history(history) -> History:
