@@ -57,6 +57,25 @@ CURVE_LENGTH = """(selector) => {
     return plot && plot.data && plot.data[0] && plot.data[0].x ? plot.data[0].x.length : -1;
 }"""
 
+# Inside the page: titles (of subplots and axes) that overlap tick labels, legend entries, plot
+# areas or each other, and the entropy axes' tick labels.
+LAYOUT_REPORT = """(selector) => {
+    const plot = document.querySelector(selector);
+    const boxes = (css) => [...plot.querySelectorAll(css)].map((e) => [e.textContent, e.getBoundingClientRect()])
+        .filter(([, r]) => r.width > 0 && r.height > 0);
+    const meet = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+    const titles = boxes('.annotation-text, [class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text');
+    const labels = boxes('.xaxislayer-above text, .yaxislayer-above text, .legendtext');
+    const plots = boxes('.draglayer .nsewdrag').map(([, r], i) => ['plot area ' + i, r]);
+    const overlaps = [];
+    titles.forEach(([t, a], i) => {
+        for (const [l, b] of labels.concat(plots)) if (meet(a, b)) overlaps.push(t + ' / ' + l);
+        for (const [u, b] of titles.slice(i + 1)) if (meet(a, b)) overlaps.push(t + ' / ' + u);
+    });
+    const ticks = (subplot) => boxes('.subplot.' + subplot + ' .yaxislayer-above text').map(([text]) => text);
+    return {overlaps, entropyTicks: [ticks('x5y5'), ticks('x6y6')]};
+}"""
+
 
 def _write_notebook(path: Path, sources):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -139,6 +158,10 @@ def _check_dashboard(page, samples, expected_steps, screenshot_name):
     assert page.locator(".nasedu-dashboard .widget-html svg").count() >= 2  # both cells drawn
     status = page.locator(".nasedu-dashboard .nasedu-status").first.inner_text()
     assert status.startswith(f"finished: step {expected_steps}/{expected_steps}"), status
+    layout = page.evaluate(LAYOUT_REPORT, PLOT)
+    assert not layout["overlaps"], f"titles overlap other text or plots: {layout['overlaps']}"
+    for ticks in layout["entropyTicks"]:  # a readable scale: no two ticks labelled alike
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), f"entropy axis ticks {ticks}"
     ARTIFACTS.mkdir(exist_ok=True)
     dashboard.scroll_into_view_if_needed()
     dashboard.screenshot(path=str(ARTIFACTS / screenshot_name))

@@ -199,16 +199,38 @@ def test_panels_hold_curves_heatmaps_entropy_cells_and_status():
     fig = dash.renderer.figure
     heat = fig.data[dashboard_module.HEATMAP_TRACE["normal"]]
     assert list(heat.y) == edge_labels(2) and list(heat.x) == list(PRIMITIVES)
-    assert fig.layout.coloraxis.cmin == 0 and fig.layout.coloraxis.cmax == 1  # fixed range: changes show
+    # Colours run from 0 to the largest probability shown, rounded up to 0.05: uniform 1/8 -> 0.15.
+    assert fig.layout.coloraxis.cmin == 0 and fig.layout.coloraxis.cmax == pytest.approx(0.15)
     assert len(fig.data) == dashboard_module.FIRST_ENTROPY_TRACE + 2 * 5  # a line per edge and cell
-    script.strategy.prefer("normal", 1, "sep_conv_3x3")
+    script.strategy.prefer("normal", 1, "sep_conv_3x3")  # p = 0.86 on that edge
     script.step(10)  # one epoch
     assert trace_length(fig, 0) == 10 and trace_length(fig, 2) == 1  # per-step curve, one validation point
     assert np.allclose(np.asarray(heat.z), script.strategy.P["normal"].numpy())
+    assert fig.layout.coloraxis.cmax == pytest.approx(0.9)
     assert trace_length(fig, dashboard_module.FIRST_ENTROPY_TRACE) == 10
     assert "sep_conv_3x3" in dash.renderer.cells.value and "<svg" in dash.renderer.cells.value
     assert re.fullmatch(r"step 10/30 \u00b7 epoch 2/3 \u00b7 cpu \u00b7 [\d.]+ (steps/s|s/step) \u00b7 \S+ left",
                         dash.state.status), dash.state.status
+
+
+@pytest.mark.parametrize("steps", [2, 4, 5])
+def test_rows_keep_their_pixels_and_entropy_axes_a_readable_span(steps):
+    """Heatmaps grow with the cell, the gaps for labels and titles do not
+    shrink, and an entropy axis spans at least [0.98, 1.002] (a bare autorange
+    zooms into rounding noise when nothing has moved yet)."""
+    dash = widget_dashboard()
+    Script(dash, steps=steps).start()
+    fig = dash.renderer.figure
+    plot = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    tops = [fig.layout[name].domain for name in ("yaxis", "yaxis3", "yaxis5")]
+    gaps = [(upper[0] - lower[1]) * plot for upper, lower in zip(tops, tops[1:])]
+    assert gaps == [pytest.approx(g) for g in dashboard_module.GAPS_PX]
+    heatmap_px = (tops[1][1] - tops[1][0]) * plot
+    assert heatmap_px >= dashboard_module.HEATMAP_PX_PER_EDGE * num_edges(steps) - 1e-6
+    titles = [a.y for a in fig.layout.annotations]
+    assert titles == [pytest.approx(t) for t in (tops[0][1], tops[0][1], tops[1][1], tops[1][1], tops[2][1], tops[2][1])]
+    for name in ("yaxis5", "yaxis6"):
+        assert fig.layout[name].autorange is True and list(fig.layout[name].autorangeoptions.include) == [0.98, 1.002]
 
 
 def test_the_throttle_bounds_draws_and_figures_follow_the_last_draw():

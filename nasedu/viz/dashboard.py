@@ -547,14 +547,27 @@ def _status_html(text: str) -> str:
 # One figure rather than several: each FigureWidget ships plotly.js (~5 MB) to
 # the page and into the saved notebook.
 
-def _base_figure(title: str | None):
+# Rows in pixels rather than fractions of the figure: the rotated operation names under the
+# heatmaps and the titles above each row keep their room whatever the number of edges.
+CURVES_ROW_PX, ENTROPY_ROW_PX = 200, 180
+HEATMAP_PX_PER_EDGE, HEATMAP_MIN_PX = 20, 140
+GAPS_PX = (70, 110)  # under the curves (their ticks, the heatmap titles); under the heatmaps (op names, titles)
+MARGIN = dict(l=70, r=20, t=70, b=50)
+# An entropy axis spans at least [ENTROPY_AXIS_FLOOR, 1]: early in a search every edge sits just
+# below 1, where a fixed [0, 1] axis would draw flat lines and a bare autorange would zoom into
+# rounding noise (every tick labelled "1").
+ENTROPY_AXIS_FLOOR = 0.98
+ENTROPY_AXIS_TOP = 1.002  # a little headroom: lines at 1 stay visible, the top tick clear of the title
+
+
+def _base_figure(title: str | None, n_edges: int = 14):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     fig = make_subplots(
-        rows=3, cols=2, row_heights=[0.28, 0.42, 0.30], vertical_spacing=0.1, horizontal_spacing=0.08,
+        rows=3, cols=2, horizontal_spacing=0.08,
         subplot_titles=("loss", "accuracy", "normal cell: p(operation | edge)", "reduction cell: p(operation | edge)",
-                        "normal cell: entropy per edge (1 = undecided)", "reduction cell: entropy per edge"),
+                        "normal cell: entropy per edge", "reduction cell: entropy per edge"),
     )
     for n, (key, name, colour) in enumerate(CURVES):
         epochly = key in EPOCH_CURVES
@@ -569,23 +582,51 @@ def _base_figure(title: str | None):
             hovertemplate=f"{KIND_TITLES[kind]}<br>edge %{{y}}<br>%{{x}}: %{{z:.3f}}<extra></extra>",
         ), row=2, col=col)
     fig.update_layout(
-        title=dict(text=title or "search", x=0.01), height=880, margin=dict(l=70, r=20, t=70, b=40),
-        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", y=1.07, yanchor="bottom"),
+        title=dict(text=title or "search", x=0.01), margin=MARGIN,
+        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom"),
+        # The colour scale runs from 0 to just above the largest probability shown (set at each
+        # draw): probabilities near uniform (1/8) would all look alike on a [0, 1] scale.
         coloraxis=dict(cmin=0.0, cmax=1.0, colorscale="Viridis",
-                       colorbar=dict(title=dict(text="p"), len=0.36, y=0.5, thickness=12)),
+                       colorbar=dict(title=dict(text="p"), thickness=12, yanchor="middle")),
         hovermode="closest", uirevision="nasedu",
     )
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    # Entropy axes autorange: early in a search every edge sits just below 1, and a fixed
-    # [0, 1] axis would draw flat lines; the tick labels keep the scale honest.
-    fig.update_yaxes(autorange=True, tickformat=".3~f", row=3, col=1)
-    fig.update_yaxes(autorange=True, tickformat=".3~f", row=3, col=2)
     for col in (1, 2):
+        fig.update_yaxes(autorange=True, autorangeoptions=dict(include=[ENTROPY_AXIS_FLOOR, ENTROPY_AXIS_TOP]),
+                         tickformat=".3~f", row=3, col=col)
         fig.update_yaxes(autorange="reversed", type="category", row=2, col=col)
         fig.update_xaxes(tickangle=-35, type="category", row=2, col=col)
         fig.update_xaxes(title_text="step", row=3, col=col)
     fig.update_yaxes(showticklabels=False, row=2, col=2)  # same edges as the left heatmap, same rows
+    # On the left only: between the columns it would cover the left plot.
+    fig.update_yaxes(title=dict(text="1 = undecided", font=dict(size=11)), row=3, col=1)
+    _layout_rows(fig, n_edges)
     return fig
+
+
+def _layout_rows(fig, n_edges: int):
+    """Height of the figure, each row's place and its titles, in pixels: the
+    heatmaps grow with the number of edges, the other rows and the gaps do not."""
+    rows = (CURVES_ROW_PX, max(HEATMAP_MIN_PX, HEATMAP_PX_PER_EDGE * n_edges), ENTROPY_ROW_PX)
+    plot = sum(rows) + sum(GAPS_PX)
+    fig.layout.height = plot + MARGIN["t"] + MARGIN["b"]
+    fig.layout.legend.y = 1 + 30 / plot  # above the row titles, beside the figure's title
+    top = plot
+    for row, height in enumerate(rows):
+        domain = [(top - height) / plot, top / plot]
+        for col in (1, 2):
+            n = 2 * row + col  # plotly numbers the axes row by row: y, y2, ..., y6
+            fig.layout["yaxis" if n == 1 else f"yaxis{n}"].domain = domain
+            fig.layout.annotations[n - 1].y = domain[1]  # the subplot's title sits on its top edge
+        if row == 1:
+            fig.layout.coloraxis.colorbar.update(y=sum(domain) / 2, len=domain[1] - domain[0])
+        top -= height + (GAPS_PX[row] if row < len(GAPS_PX) else 0)
+
+
+def _colour_top(probabilities: dict) -> float:
+    """Top of the heatmaps' colour scale: the largest probability shown, rounded up to 0.05."""
+    largest = max(float(np.max(P)) for P in probabilities.values() if np.size(P))
+    return min(1.0, max(0.05, math.ceil(largest * 20 - 1e-9) / 20))
 
 
 def _entropy_traces(state: DashboardState):
@@ -631,15 +672,17 @@ def _apply_state(fig, state: DashboardState, window: int, drawn: dict, marker=No
             for e in range(E):
                 props[FIRST_ENTROPY_TRACE + n * E + e] = {"x": x, "y": np.ascontiguousarray(Y[:, e])}
         drawn["frames"] = state.frames_version
+    relayout = {}
     if state.probabilities is not None and drawn.get("probabilities") is not state.probabilities:
         for kind in KINDS:
             props[HEATMAP_TRACE[kind]] = {"z": state.probabilities[kind]}
+        relayout["coloraxis.cmax"] = _colour_top(state.probabilities)
         drawn["probabilities"] = state.probabilities
     if props:
         indexes = sorted(props)
         keys = sorted({k for p in props.values() for k in p})
         restyle = {k: [props[i].get(k, Undefined) for i in indexes] for k in keys}
-        fig.plotly_update(restyle_data=restyle, trace_indexes=indexes)
+        fig.plotly_update(restyle_data=restyle, relayout_data=relayout or None, trace_indexes=indexes)
     if drawn.get("marker") != marker:  # only while scrubbing: through the layout object, validated
         fig.layout.shapes = _marker_shapes(marker)
         drawn["marker"] = marker
@@ -656,7 +699,7 @@ def _configure_figure(fig, state: DashboardState, title: str | None):
     meta = state.meta
     text = title or " \u00b7 ".join(str(s) for s in (meta.get("strategy"), meta.get("config", {}).get("data")) if s)
     fig.layout.title.text = text or "search"
-    fig.layout.height = 600 + 18 * len(state.edge_labels)
+    _layout_rows(fig, len(state.edge_labels))
 
 
 def _sync_saved_state(fig):
