@@ -5,7 +5,7 @@ Runs the quick budget's DARTS search (what notebook 04 runs: digits, C=8,
 alternating the order so that a machine getting busier or quieter affects
 both alike, and prints a table and, last, the ratio of the median wall times:
 
-    dashboard on/off wall-time ratio: 1.012
+    dashboard on/off wall-time ratio: X.XXX
 
 The dashboard is built without a front end: its FigureWidget still takes
 every throttled update and serialises it into a widget message, and graphviz

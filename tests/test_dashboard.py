@@ -498,6 +498,8 @@ def test_executed_notebook_saves_the_final_widget_state(tmp_path):
     assert _decoded_trace_x(fig, 2) == TINY["epochs"]
     heat = fig["state"]["_widget_data"][dashboard_module.HEATMAP_TRACE["normal"]]
     assert len(heat["z"]) == 5 and len(heat["z"][0]) == len(PRIMITIVES)
+    saved = {k: np.asarray(fig["state"]["_widget_data"][i]["z"]) for k, i in dashboard_module.HEATMAP_TRACE.items()}
+    assert fig["state"]["_widget_layout"]["coloraxis"]["cmax"] == pytest.approx(dashboard_module._colour_top(saved))
     html_values = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
     assert any("finished: step 10/10" in v for v in html_values)
     assert any("<svg" in v for v in html_values)
