@@ -255,8 +255,7 @@ def _cmd_search(args):
                         C=args.C, layers=args.layers, seed=args.seed, device=args.device, out=out, resume=True,
                         callbacks=[start, PrintLog(print=_say)], progress=not args.no_progress)
     except CheckpointMismatchError as e:
-        raise CLIError(f"{out} holds a checkpoint of a different search ({'; '.join(e.differences)}). "
-                       f"Pass another --out, or delete {out} to start over there.") from None
+        raise CLIError(f"{e.problem} Pass another --out, or delete {out} to start over there.") from None
     if result.interrupted:
         done = len(result.history.epochs)
         print(f"nasedu: search stopped after {done} finished epoch(s); the checkpoint is in {out}. "

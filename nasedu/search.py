@@ -40,12 +40,13 @@ __all__ = ["search", "SearchResult", "SearchRun", "Callback", "History", "choose
 
 class CheckpointMismatchError(ValueError):
     """`out` holds a checkpoint of a different search; ``differences`` lists
-    the settings that differ (``"seed: 0 -> 1"``)."""
+    the settings that differ (``"seed: 0 -> 1"``), ``problem`` says so in a
+    sentence without the advice, for callers (the CLI) that advise otherwise."""
 
     def __init__(self, out, differences):
         self.out, self.differences = out, list(differences)
-        super().__init__(f"{out} holds a checkpoint of a different search ({'; '.join(self.differences)}). "
-                         f"Pass another out= folder, or resume=False to start over there.")
+        self.problem = f"{out} holds a checkpoint of a different search ({'; '.join(self.differences)})."
+        super().__init__(f"{self.problem} Pass another out= folder, or resume=False to start over there.")
 
 
 def choose_device(device=None) -> torch.device:

@@ -583,7 +583,7 @@ def _base_figure(title: str | None, n_edges: int = 14):
         ), row=2, col=col)
     fig.update_layout(
         title=dict(text=title or "search", x=0.01), margin=MARGIN,
-        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", y=1.0, yanchor="bottom"),
+        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", yanchor="bottom"),
         # The colour scale runs from 0 to just above the largest probability shown (set at each
         # draw): probabilities near uniform (1/8) would all look alike on a [0, 1] scale.
         coloraxis=dict(cmin=0.0, cmax=1.0, colorscale="Viridis",
