@@ -81,13 +81,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="runs with and runs without (default 5 each)")
     parser.add_argument("--epochs", type=int, default=3, help="(default 3, the quick budget's)")
     parser.add_argument("--tiny", action="store_true", help="a C=4, 3-cell supernet at batch 32")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: nasedu's, see nasedu.device.default_threads)")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    settings = TINY if args.tiny else QUICK
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; search: darts, epochs={args.epochs}, "
+    settings = dict(TINY if args.tiny else QUICK, threads=args.threads or "auto")
+    threads = args.threads or nasedu.device.default_threads(nasedu.choose_device()) or torch.get_num_threads()
+    print(f"torch {torch.__version__}, {threads} threads; search: darts, epochs={args.epochs}, "
           + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "progress"))
     # Warm-up (not counted): imports, the digits data, plotly, graphviz.
     nasedu.search("darts", data="digits", C=2, layers=1, steps=1, multiplier=1, epochs=1, batch_size=256,

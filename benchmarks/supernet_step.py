@@ -15,7 +15,7 @@ import time
 import torch
 
 from nasedu.genotypes import DARTS_V2
-from nasedu.supernet import Supernet
+from nasedu.spaces import DartsCellSpace
 
 SIZES = [  # (C, layers, batch)
     (4, 3, 32),
@@ -40,16 +40,19 @@ def time_step(net, x, y, make_arch, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, nasedu's default on a CPU)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print(f"{'C':>3} {'layers':>6} {'batch':>5} {'mixed (s)':>10} {'hard (s)':>9} {'mixed/hard':>10}")
     ratios = []
     for C, layers, batch in SIZES:
-        net = Supernet(C=C, num_classes=10, layers=layers, in_channels=1)
+        space = DartsCellSpace(C=C, layers=layers)
+        net = space.supernet(num_classes=10, in_channels=1)
         x, y = torch.randn(batch, 1, 8, 8), torch.randint(0, 10, (batch,))
-        alpha = {k: (1e-3 * torch.randn(net.arch_shape)).requires_grad_() for k in ("normal", "reduce")}
-        hard = net.arch_from_genotype(DARTS_V2)
+        alpha = {k: (1e-3 * torch.randn(shape)).requires_grad_() for k, shape in space.shapes().items()}
+        hard = space.encode(DARTS_V2)
         # Interleave the two so drifts in machine load hit both alike.
         t_mixed, t_hard = [], []
         for _ in range(2):

@@ -1,11 +1,14 @@
-"""The two budgets every notebook and the CLI choose between.
+"""The two budgets every notebook and the command line choose between.
 
-- quick: the offline digits data, a small supernet, minutes on a laptop CPU.
+- quick: the offline digits data, small networks, minutes on a laptop CPU.
 - full: CIFAR-10 at the papers' search settings (DARTS Section 3.1.1: 8 cells,
-  16 initial channels, batch 64, 50 epochs), for a GPU.
+  16 initial channels, batch 64, 50 epochs; NAS-Bench-201's C = 16, N = 5), for a GPU.
 
-`budget()` picks one: ``$NASEDU_BUDGET`` ("quick"/"full"), else quick when
-``$NASEDU_QUICK=1`` (CI sets it) or when there is no CUDA GPU.
+`budget()` picks one: the name given, else ``$NASEDU_BUDGET``, else quick
+when ``$NASEDU_QUICK=1`` (CI sets it), else the budget whose data set is the
+one asked for (``data="cifar10"`` gets the full budget's network, not the
+quick one's, so it is never silently shrunk), else full with a CUDA GPU and
+quick without. A budget fills in only the settings that were not given.
 """
 from __future__ import annotations
 
@@ -17,34 +20,48 @@ __all__ = ["BUDGETS", "budget", "budget_settings"]
 
 BUDGETS = {
     "quick": {
-        "data": "digits", "C": 8, "layers": 5, "batch_size": 64, "epochs": 3,
+        "data": "digits", "batch_size": 64, "epochs": 3,
+        # Skeletons scaled down for 8x8 digits on a CPU; the papers' sizes are under "full".
+        "spaces": {"darts": {"C": 8, "layers": 5}, "nb201": {"C": 8, "N": 1}, "macro": {"C": 8, "head": 64}},
         # Per-strategy changes from the paper's defaults that the quick budget
         # needs: with ~50 steps instead of ~20,000, alpha at the paper's
         # learning rate (3e-4) would barely leave its initial value.
         "strategies": {"darts": {"alpha_lr": 3e-2}},
     },
     "full": {
-        "data": "cifar10", "C": 16, "layers": 8, "batch_size": 64, "epochs": 50,
+        "data": "cifar10", "batch_size": 64, "epochs": 50,
+        "spaces": {"darts": {"C": 16, "layers": 8}, "nb201": {"C": 16, "N": 5}, "macro": {"C": 32, "head": 1280}},
         "strategies": {},
     },
 }
 
 
-def budget(name=None) -> str:
-    """The budget to run: `name` if given, else chosen from the environment."""
+def _data_key(data) -> str:
+    return str(getattr(data, "name", data)).lower().replace("-", "_")
+
+
+def budget(name=None, data=None) -> str:
+    """The budget to run (see the module docstring for the order of the rules)."""
     name = name or os.environ.get("NASEDU_BUDGET")
-    if not name:
-        if os.environ.get("NASEDU_QUICK", "").strip() not in ("", "0"):
-            return "quick"
-        return "full" if torch.cuda.is_available() else "quick"
-    if name not in BUDGETS:
-        raise ValueError(f"unknown budget {name!r}; choose 'quick' or 'full'")
-    return name
+    if name:
+        if name not in BUDGETS:
+            raise ValueError(f"unknown budget {name!r}; choose 'quick' or 'full'")
+        return name
+    if os.environ.get("NASEDU_QUICK", "").strip() not in ("", "0"):
+        return "quick"
+    if data is not None:
+        for key, settings in BUDGETS.items():
+            if settings["data"] == _data_key(data):
+                return key
+    return "full" if torch.cuda.is_available() else "quick"
 
 
-def budget_settings(name=None, strategy=None) -> dict:
-    """Settings of budget `name` (see `budget`), with the changes for `strategy`."""
-    b = BUDGETS[budget(name)]
-    out = {k: v for k, v in b.items() if k != "strategies"}
-    out["strategy"] = dict(b["strategies"].get(strategy, {})) if strategy else {}
-    return out
+def budget_settings(name=None, strategy=None, space="darts", data=None) -> dict:
+    """Settings of budget `name` (see `budget`): ``{"budget", "data", "epochs",
+    "batch_size", "space": {options of `space`}, "strategy": {changes for `strategy`}}``."""
+    key = budget(name, data)
+    b = BUDGETS[key]
+    space_name = space if isinstance(space, str) else getattr(space, "name", "darts")
+    return {"budget": key, "data": b["data"], "epochs": b["epochs"], "batch_size": b["batch_size"],
+            "space": dict(b["spaces"].get(str(space_name).lower(), {})),
+            "strategy": dict(b["strategies"].get(strategy, {})) if strategy else {}}

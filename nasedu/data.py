@@ -9,7 +9,10 @@
 
 Every data set comes as train / val / test splits. The search splits the
 training set in two halves as DARTS does (Section 3.1.1): one for the weights
-`w`, one for the architecture.
+`w`, one for the architecture. A strategy draws batches from endless
+`Stream`s over those halves and over the whole training split, as many from
+each as its paper needs; their positions are saved in a checkpoint, so a
+resumed search sees exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-__all__ = ["DATASETS", "DataBundle", "DatasetUnavailableError", "load_dataset", "search_split", "data_root"]
+__all__ = ["DATASETS", "DataBundle", "DatasetUnavailableError", "load_dataset", "search_split", "data_root",
+           "Stream", "Streams", "iterate"]
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -173,3 +177,126 @@ def search_split(train: Dataset, seed: int = 0) -> tuple[Subset, Subset]:
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
     half = len(perm) // 2
     return Subset(train, perm[:half]), Subset(train, perm[half:])
+
+
+# ---------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------
+
+def _as_tensors(ds):
+    """(x, y) tensors if `ds` is (a subset of) a TensorDataset, else None:
+    small data sets are indexed directly, without a DataLoader."""
+    index = None
+    while isinstance(ds, Subset):
+        idx = torch.as_tensor(ds.indices, dtype=torch.long)
+        index = idx if index is None else idx[index]
+        ds = ds.dataset
+    if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
+        x, y = ds.tensors
+        return (x, y) if index is None else (x[index], y[index])
+    return None
+
+
+def _to_device(x, y, device):
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda" and x.dim() == 4:  # the memory format CUDA convolutions prefer
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def _load(dataset, tensors, index_batches, device, num_workers):
+    """Yield the batches of `dataset` at the given lists of indices, on `device`."""
+    if tensors is not None:
+        x, y = tensors
+        for idx in index_batches:
+            yield _to_device(x[idx], y[idx], device)
+        return
+    loader = DataLoader(dataset, batch_sampler=[b.tolist() for b in index_batches], num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    for xb, yb in loader:
+        yield _to_device(xb, yb, device)
+
+
+def iterate(dataset, batch_size: int, device="cpu", num_workers: int = 0):
+    """Every sample of `dataset` once, in order, in batches (the last one
+    smaller): what evaluation reads."""
+    device = torch.device(device)
+    n = len(dataset)
+    order = torch.arange(n)
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return _load(dataset, _as_tensors(dataset), batches, device, num_workers)
+
+
+class Stream:
+    """Endless batches of one split: each pass over it follows a permutation
+    seeded by (`seed`, pass), and drops the last partial batch as the papers'
+    loaders do. `next(stream)` gives ``(x, y)`` on `device`.
+
+    ``state_dict()`` is the position, ``{"pass": p, "batch": b}``: loading it
+    makes the stream continue with exactly the batch it would have given next.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int = 0, device="cpu", num_workers: int = 0,
+                 name: str = "stream"):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.dataset, self.batch_size, self.seed, self.name = dataset, batch_size, seed, name
+        self.device = torch.device(device)
+        self.num_workers = num_workers
+        self.n = len(dataset)
+        if self.n == 0:
+            raise ValueError(f"the {name} split is empty")
+        self.batches_per_pass = max(1, self.n // batch_size)
+        self._tensors = _as_tensors(dataset)
+        self.pass_, self.batch = 0, 0
+        self._batches = None  # iterator over the rest of the current pass
+
+    def order(self, pass_: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + pass_))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._batches is None:
+            perm = self.order(self.pass_)
+            rest = [perm[b * self.batch_size:(b + 1) * self.batch_size]
+                    for b in range(self.batch, self.batches_per_pass)]
+            self._batches = _load(self.dataset, self._tensors, rest, self.device, self.num_workers)
+        batch = next(self._batches)
+        self.batch += 1
+        if self.batch >= self.batches_per_pass:
+            self.pass_, self.batch, self._batches = self.pass_ + 1, 0, None
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"pass": self.pass_, "batch": self.batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.pass_, self.batch, self._batches = int(state["pass"]), int(state["batch"]), None
+
+    def __repr__(self):
+        return (f"Stream({self.name!r}: {self.n} samples, batch {self.batch_size}, "
+                f"{self.batches_per_pass} batches per pass, at pass {self.pass_} batch {self.batch})")
+
+
+class Streams:
+    """The three streams a search draws from: `w` (the half of the training
+    split that trains the weights), `arch` (the other half, for the
+    architecture: DARTS's validation batches) and `train` (the whole training
+    split, for single-level methods such as SNAS)."""
+
+    NAMES = ("w", "arch", "train")
+
+    def __init__(self, bundle: DataBundle, batch_size: int, seed: int = 0, device="cpu", num_workers: int = 0):
+        w_split, arch_split = search_split(bundle.train, seed)
+        self.w = Stream(w_split, batch_size, seed, device, num_workers, "w")
+        self.arch = Stream(arch_split, batch_size, seed + 1, device, num_workers, "arch")
+        self.train = Stream(bundle.train, batch_size, seed + 2, device, num_workers, "train")
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).state_dict() for name in self.NAMES}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in self.NAMES:
+            getattr(self, name).load_state_dict(state[name])

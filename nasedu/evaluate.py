@@ -1,4 +1,4 @@
-"""Performance estimation: retrain a derived cell from scratch.
+"""Performance estimation: train a derived architecture from scratch.
 
 A search ends with a genotype; what it is worth is measured the way the papers
 measure it: stack the cell into a larger network, train that network from
@@ -7,9 +7,16 @@ count (Liu et al. 2019, DARTS, Section 3.2 and Appendix A.2; Zoph et al. 2018,
 NASNet, Section 4). The weights of the supernet are thrown away: they were
 shared by every candidate and say little about a cell trained on its own.
 
-    >>> from nasedu.evaluate import train_genotype
+    >>> from nasedu.evaluate import train_genotype, train_architecture
     >>> result = train_genotype("DARTS_V2", "digits")        # ~20 s on a 2-core CPU, ~98% test accuracy
     >>> result.test_acc, result.params
+    >>> train_architecture("|nor_conv_3x3~0|+|...|", "digits", space="nb201")   # any space's architecture
+
+`train_architecture` builds the architecture's stand-alone network from its
+search space and trains it with `nasedu.training.train_network`, the loop
+every stand-alone training in nasedu shares (NAS-RL's children, the
+ground-truth tables). `train_genotype` is its DARTS-cell case, with the
+DARTS paper's evaluation settings below.
 
 DARTS's CIFAR-10 evaluation (Appendix A.2): 20 cells with 36 initial channels,
 600 epochs of SGD (momentum 0.9, learning rate 0.025 annealed by a cosine
@@ -41,21 +48,17 @@ Every default can be overridden by its keyword.
 from __future__ import annotations
 
 import os
-import random
 import time
-from dataclasses import dataclass, field
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .data import load_dataset
-from .genotypes import Genotype, load_genotype
-from .network import Network, count_parameters
-from .search import _Batches, choose_device, evaluate
+from .device import choose_device
+from .genotypes import load_genotype
+from .network import Network
+from .spaces import get_space
+from .training import TrainResult, cutout, seed_everything, train_network
+from .cost import count_parameters
 
-__all__ = ["train_genotype", "TrainResult", "TRAIN_DEFAULTS", "train_defaults", "cutout"]
+__all__ = ["train_genotype", "train_architecture", "TrainResult", "TRAIN_DEFAULTS", "train_defaults", "cutout"]
 
 TRAIN_DEFAULTS = {
     # Small and regulariser-free: a tiny network underfits (see the module docstring).
@@ -75,58 +78,35 @@ def train_defaults(data) -> dict:
     return dict(TRAIN_DEFAULTS[key], budget=key)
 
 
-@dataclass
-class TrainResult:
-    """What retraining a genotype gives: the final test and validation
-    accuracy, the parameter count (auxiliary head excluded, as the papers
-    count), one dict per epoch, and the trained model."""
+def train_architecture(architecture, data="digits", *, space="darts", epochs: int = 10, batch_size: int = 64,
+                       lr: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4, nesterov: bool = False,
+                       grad_clip: float | None = 5.0, seed: int = 0, device=None, amp=None, progress: bool = True,
+                       callback=None, num_workers: int = 0, **network_options) -> TrainResult:
+    """Train the stand-alone network of `architecture` (an architecture of
+    `space`, or its text) from scratch on `data` and test it.
 
-    test_acc: float
-    val_acc: float
-    params: int
-    history: list = field(default_factory=list)
-    model: nn.Module | None = None
-    genotype: Genotype | None = None
-    config: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def params_m(self) -> float:
-        """Parameters in millions, as the papers' tables give them."""
-        return self.params / 1e6
-
-    def __repr__(self):
-        return (f"TrainResult(test_acc={self.test_acc:.4f}, val_acc={self.val_acc:.4f}, params={self.params:,}, "
-                f"epochs={len(self.history)}, seconds={self.seconds:.1f})")
-
-
-def cutout(x: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero one `length` x `length` square per image at a uniformly random
-    centre, clipped at the border (DeVries & Taylor 2017, as the DARTS code
-    applies it after normalisation). Returns a new tensor."""
-    if length <= 0:
-        return x
-    n, _, h, w = x.shape
-    cy = torch.randint(h, (n,), generator=generator).to(x.device)
-    cx = torch.randint(w, (n,), generator=generator).to(x.device)
-    rows = torch.arange(h, device=x.device)[None, :]
-    cols = torch.arange(w, device=x.device)[None, :]
-    in_rows = (rows >= (cy[:, None] - length // 2)) & (rows < (cy[:, None] + length - length // 2))
-    in_cols = (cols >= (cx[:, None] - length // 2)) & (cols < (cx[:, None] + length - length // 2))
-    hole = in_rows[:, :, None] & in_cols[:, None, :]  # [n, h, w]
-    return x * (~hole)[:, None].to(x.dtype)
-
-
-class _IgnoreArch(nn.Module):
-    """Lets `nasedu.search.evaluate`, written for a supernet called as
-    ``supernet(x, arch)``, evaluate a discrete `Network` called as ``net(x)``."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x, arch=None):
-        return self.model(x)
+    SGD with momentum, the learning rate annealed by a cosine schedule to 0,
+    gradients clipped at norm 5; `network_options` size the network (e.g.
+    ``C``, ``N`` for NAS-Bench-201; default: the space's skeleton).
+    """
+    started = time.perf_counter()
+    space = get_space(space)
+    arch = space.validate(architecture)
+    bundle = load_dataset(data, seed=seed)
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs=}, {batch_size=}")
+    seed_everything(seed)
+    model = space.network(arch, bundle.num_classes, bundle.in_channels, **network_options)
+    params = count_parameters(model)
+    history, test_acc = train_network(model, bundle, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                                      weight_decay=weight_decay, nesterov=nesterov, grad_clip=grad_clip, seed=seed,
+                                      device=device, amp=amp, num_workers=num_workers, progress=progress,
+                                      callback=callback)
+    config = {"space": space.config(), "data": bundle.name, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "momentum": momentum, "weight_decay": weight_decay, "nesterov": nesterov, "grad_clip": grad_clip,
+              "seed": seed, "device": str(choose_device(device)), "network": network_options}
+    return TrainResult(test_acc=test_acc, val_acc=history[-1]["val_acc"], params=params, history=history, model=model,
+                       architecture=arch, config=config, seconds=time.perf_counter() - started)
 
 
 def train_genotype(genotype, data="digits", *, epochs=None, C=None, layers=None, batch_size=None, lr=0.025,
@@ -170,77 +150,23 @@ def train_genotype(genotype, data="digits", *, epochs=None, C=None, layers=None,
     if not 0.0 <= drop_path_prob < 1.0:
         raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob}")
     device = choose_device(device)
-    amp = (device.type == "cuda") if amp is None else bool(amp) and device.type == "cuda"
     if num_workers is None:
         num_workers = 0 if device.type != "cuda" else min(8, os.cpu_count() or 1)
 
-    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+    seed_everything(seed)
     model = Network(genotype, C, bundle.num_classes, layers, auxiliary=auxiliary, drop_path_prob=0.0,
-                    in_channels=bundle.in_channels).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+                    in_channels=bundle.in_channels)
     params = count_parameters(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=d["momentum"], weight_decay=d["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
-    train_batches = _Batches(bundle.train, batch_size, seed, device, num_workers)
-    cutout_rng = torch.Generator().manual_seed(seed + 7)
-
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if amp else torch.autocast("cpu", enabled=False)
-
+    amp_on = (device.type == "cuda") if amp is None else bool(amp) and device.type == "cuda"
     config = {"data": bundle.name, "epochs": epochs, "C": C, "layers": layers, "batch_size": batch_size, "lr": lr,
               "seed": seed, "auxiliary": auxiliary, "auxiliary_weight": d["auxiliary_weight"] if auxiliary else 0.0,
               "drop_path_prob": drop_path_prob, "cutout": cutout_length, "weight_decay": d["weight_decay"],
-              "momentum": d["momentum"], "grad_clip": d["grad_clip"], "device": str(device), "defaults": d["budget"]}
-
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=epochs * train_batches.num_batches, desc="train", unit="step", dynamic_ncols=True)
-    history = []
-    try:
-        for epoch in range(epochs):
-            epoch_start = time.perf_counter()
-            # DARTS: drop path grows linearly with the epoch (train.py sets it before each epoch).
-            model.drop_path_prob = drop_path_prob * epoch / epochs
-            current_lr = optimizer.param_groups[0]["lr"]
-            model.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            for x, y in train_batches.epoch(epoch):
-                if cutout_length:
-                    x = cutout(x, cutout_length, cutout_rng)
-                if device.type == "cuda":
-                    x = x.contiguous(memory_format=torch.channels_last)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast():
-                    out = model(x)
-                    logits, aux = out if isinstance(out, tuple) else (out, None)
-                    loss = F.cross_entropy(logits.float(), y)
-                    total = loss if aux is None else loss + d["auxiliary_weight"] * F.cross_entropy(aux.float(), y)
-                total.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), d["grad_clip"])
-                optimizer.step()
-                loss_sum += loss.item() * len(y)
-                correct += (logits.argmax(1) == y).sum().item()
-                seen += len(y)
-                if bar is not None:
-                    bar.update(1)
-            scheduler.step()
-            val_loss, val_acc = evaluate(_IgnoreArch(model), None, bundle.val, device,
-                                         autocast=autocast if amp else None)
-            record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                      "val_loss": val_loss, "val_acc": val_acc, "lr": current_lr,
-                      "drop_path_prob": model.drop_path_prob, "seconds": time.perf_counter() - epoch_start}
-            history.append(record)
-            if bar is not None:
-                bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
-            if callback is not None:
-                callback(record)
-    finally:
-        if bar is not None:
-            bar.close()
-
-    _, test_acc = evaluate(_IgnoreArch(model), None, bundle.test, device, autocast=autocast if amp else None)
-    return TrainResult(test_acc=test_acc, val_acc=history[-1]["val_acc"], params=params, history=history,
-                       model=model, genotype=genotype, config=config, seconds=time.perf_counter() - started)
+              "momentum": d["momentum"], "grad_clip": d["grad_clip"], "device": str(device), "defaults": d["budget"],
+              "amp": amp_on}
+    history, test_acc = train_network(model, bundle, epochs=epochs, batch_size=batch_size, lr=lr, lr_min=0.0,
+                                      momentum=d["momentum"], weight_decay=d["weight_decay"], grad_clip=d["grad_clip"],
+                                      auxiliary_weight=d["auxiliary_weight"], drop_path_prob=drop_path_prob,
+                                      cutout_length=cutout_length, seed=seed, device=device, amp=amp,
+                                      num_workers=num_workers, progress=progress, callback=callback)
+    return TrainResult(test_acc=test_acc, val_acc=history[-1]["val_acc"], params=params, history=history, model=model,
+                       architecture=genotype, config=config, seconds=time.perf_counter() - started)

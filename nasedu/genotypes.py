@@ -8,6 +8,9 @@ concatenation is the cell's output.
 
 `derive_genotype` turns continuous edge weights into a genotype by the DARTS
 rule (Liu et al. 2019, Section 2.4), exactly as the DARTS code does it.
+
+A `Genotype` is the DARTS cell space's `nasedu.architecture.Architecture`:
+besides the four fields it has `to_json`, `decisions` and `draw`.
 """
 from __future__ import annotations
 
@@ -18,19 +21,20 @@ from collections import namedtuple
 
 import torch
 
+from .architecture import Architecture, ArchitectureError
 from .ops import OPS, PRIMITIVES
 
 __all__ = [
     "Genotype", "PRIMITIVES", "GENOTYPES", "GenotypeError", "derive_genotype", "derive_cell",
-    "num_edges", "edge_endpoints", "validate_genotype", "genotype_to_json", "genotype_from_json",
-    "parse_genotype", "load_genotype", "save_genotype",
+    "num_edges", "edge_endpoints", "edge_labels", "state_name", "cell_decisions", "validate_genotype",
+    "genotype_to_json", "genotype_from_json", "parse_genotype", "load_genotype", "save_genotype",
     "NASNet", "AmoebaNet", "DARTS_V1", "DARTS_V2", "DARTS", "PC_DARTS", "PDARTS",
 ]
 
-Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+KIND_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
 
 
-class GenotypeError(ValueError):
+class GenotypeError(ArchitectureError):
     """A genotype that is malformed: the message says where and how to fix it."""
 
 
@@ -42,6 +46,47 @@ def num_edges(steps: int) -> int:
 def edge_endpoints(steps: int) -> list[tuple[int, int]]:
     """``(input_index, node_index)`` of every edge, in the order alpha's rows use."""
     return [(j, i + 2) for i in range(steps) for j in range(2 + i)]
+
+
+def state_name(j: int) -> str:
+    """State j of a cell as the DARTS paper names it: c_{k-2}, c_{k-1}, then node j-2."""
+    return ("c_{k-2}", "c_{k-1}")[j] if j < 2 else str(j - 2)
+
+
+def edge_labels(steps: int) -> list[str]:
+    """Readable labels of a cell's edges in `edge_endpoints` order, e.g. ``c_{k-1} -> 0``."""
+    return [f"{state_name(j)} -> {i - 2}" for j, i in edge_endpoints(steps)]
+
+
+def cell_decisions(genotype, kind: str) -> list[tuple[str, str, int, int]]:
+    """``(key, op, input j, node)`` of every pair of the `kind` cell, the key
+    naming the edge (``"normal cell: c_{k-1} -> 0"``; a second pair on the same
+    edge, as in NASNet, gets " (2)")."""
+    seen, out = {}, []
+    for k, (op, j) in enumerate(getattr(genotype, kind)):
+        key = f"{KIND_TITLES[kind]}: {state_name(j)} -> {k // 2}"
+        seen[key] = seen.get(key, 0) + 1
+        out.append((key if seen[key] == 1 else f"{key} ({seen[key]})", op, j, k // 2))
+    return out
+
+
+class Genotype(namedtuple("Genotype", "normal normal_concat reduce reduce_concat"), Architecture):
+    """A discrete DARTS cell pair, exactly as the DARTS code writes it (see the module docstring)."""
+
+    __slots__ = ()
+    parts = ("normal", "reduce")
+    part_titles = KIND_TITLES
+
+    def to_data(self) -> dict:
+        return {f: [list(p) if isinstance(p, tuple) else p for p in getattr(self, f)] for f in self._fields}
+
+    def decisions(self) -> dict:
+        return {key: op for kind in self.parts for key, op, _, _ in cell_decisions(self, kind)}
+
+    def diagram(self, part, title=None):
+        from .viz.cells import genotype_diagram
+
+        return genotype_diagram(self, part, title)
 
 
 # ---------------------------------------------------------------------------
@@ -143,8 +188,7 @@ def validate_genotype(genotype, known_ops=None) -> Genotype:
 
 
 def genotype_to_json(genotype: Genotype) -> str:
-    g = validate_genotype(genotype)
-    return json.dumps({f: [list(p) if isinstance(p, tuple) else p for p in getattr(g, f)] for f in Genotype._fields})
+    return validate_genotype(genotype).to_json()
 
 
 def genotype_from_json(text: str) -> Genotype:
@@ -152,6 +196,11 @@ def genotype_from_json(text: str) -> Genotype:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise GenotypeError(f"not valid JSON: {e}") from None
+    return genotype_from_data(data)
+
+
+def genotype_from_data(data) -> Genotype:
+    """The genotype of `Genotype.to_data`'s dict."""
     missing = [f for f in Genotype._fields if not isinstance(data, dict) or f not in data]
     if missing:
         raise GenotypeError(f"genotype JSON lacks field(s) {missing}; expected {list(Genotype._fields)}")

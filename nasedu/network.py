@@ -11,10 +11,41 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cost import count_parameters
 from .genotypes import Genotype, validate_genotype
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
-__all__ = ["Cell", "Network", "count_parameters", "drop_path"]
+__all__ = ["Cell", "Network", "count_parameters", "drop_path", "stem", "stack_cells", "reduction_layers"]
+
+
+def reduction_layers(layers: int) -> tuple[int, int]:
+    """The cells that halve the resolution: at 1/3 and 2/3 of the depth (DARTS, NASNet)."""
+    return layers // 3, 2 * layers // 3
+
+
+def stem(in_channels: int, C: int) -> nn.Sequential:
+    """The DARTS CIFAR stem: a 3x3 convolution to `C` channels and batch norm."""
+    return nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+
+
+def stack_cells(make_cell, C: int, layers: int, stem_channels: int):
+    """The DARTS skeleton's `layers` cells: ``make_cell(C_prev_prev, C_prev,
+    C_curr, reduction, reduction_prev)`` builds each; a reduction cell doubles
+    the width `C_curr`; a cell's output has ``cell.multiplier * C_curr``
+    channels. Shared by the search supernet and the retrained `Network`.
+    Returns the cells and each cell's output channels."""
+    C_prev_prev, C_prev, C_curr = stem_channels, stem_channels, C
+    cells, out_channels, reduction_prev = nn.ModuleList(), [], False
+    for i in range(layers):
+        reduction = i in reduction_layers(layers)
+        if reduction:
+            C_curr *= 2
+        cell = make_cell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        out_channels.append(C_prev)
+    return cells, out_channels
 
 
 def drop_path(x, drop_prob: float):
@@ -87,37 +118,20 @@ class Network(nn.Module):
         self.genotype = validate_genotype(genotype)
         self.layers, self.auxiliary = layers, auxiliary
         self.drop_path_prob = drop_path_prob
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev, C_aux = False, None
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            cell = Cell(self.genotype, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == 2 * layers // 3:
-                C_aux = C_prev
-        self.auxiliary_head = AuxiliaryHead(C_aux, num_classes) if auxiliary else None
+        self.stem = stem(in_channels, stem_multiplier * C)
+        self.cells, out_channels = stack_cells(
+            lambda *sizes: Cell(self.genotype, *sizes), C, layers, stem_multiplier * C)
+        aux_after = reduction_layers(layers)[1]
+        self.auxiliary_head = AuxiliaryHead(out_channels[aux_after], num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = nn.Linear(out_channels[-1], num_classes)
 
     def forward(self, x):
         aux = None
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == 2 * self.layers // 3 and self.auxiliary_head is not None and self.training:
+            if i == reduction_layers(self.layers)[1] and self.auxiliary_head is not None and self.training:
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(self.global_pooling(s1).flatten(1))
         return (logits, aux) if aux is not None else logits
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters as the papers count them: the auxiliary head excluded
-    (DARTS ``utils.count_parameters_in_MB``)."""
-    return sum(p.numel() for name, p in model.named_parameters() if "auxiliary" not in name and p.requires_grad)

@@ -1,24 +1,28 @@
-"""One search loop for every strategy.
+"""One search loop for every strategy on every search space.
 
-``search("darts", data="digits", epochs=4)`` builds the supernet, splits the
-training data in two halves (DARTS Section 3.1.1), alternates the strategy's
-steps over them, evaluates on the validation split every epoch, calls the
-callbacks (progress bar, log, dashboard), checkpoints into `out` and returns
-a `SearchResult` with the derived genotype and the recorded history.
+``search("darts", data="digits", epochs=4)`` builds the search space and a
+`SearchContext` (data streams over the two halves of the training split, as
+DARTS does, and over the whole of it), lets the strategy set itself up from
+it, runs its steps epoch by epoch, asks it to validate at the end of each
+epoch, calls the callbacks (progress bar, log, dashboard), checkpoints into
+`out` and returns a `SearchResult` with the derived architecture and the
+recorded history. The loop knows nothing of any particular strategy or space.
 
 A run stopped by an interrupt (Ctrl-C, JupyterLab's stop button) writes a
 checkpoint and returns what it has; the same call with the same `out` resumes
 and ends exactly where an uninterrupted run would (on the CPU; GPU kernels
-need not be bit-for-bit deterministic).
+need not be bit-for-bit deterministic). A loss or a distribution that turns
+NaN or infinite stops the search with a `SearchDiverged` error that says
+where, and the last good checkpoint stays.
 """
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import json
+import math
+import numbers
 import os
-import random
 import signal
-import tempfile
 import threading
 import time
 import warnings
@@ -26,101 +30,85 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from .bench import for_space, load as load_benchmark
 from .budgets import budget_settings
-from .data import load_dataset, search_split
-from .genotypes import PRIMITIVES, Genotype, genotype_from_json, genotype_to_json, save_genotype
+from .callbacks import Callback, ProgressBar
+from .checkpoint import (CheckpointMismatchError, atomic_write, config_difference, rng_state, set_rng_state)
+from .context import SearchContext
+from .data import Streams, load_dataset
+from .device import Precision, choose_device, default_threads, threads as torch_threads
+from .history import History
+from .spaces import ARCHITECTURE_FILE, get_space, save_architecture, space_name, space_options
 from .strategies import get_strategy
-from .supernet import Supernet
+from .training import seed_everything
 
-__all__ = ["search", "SearchResult", "SearchRun", "Callback", "History", "choose_device", "CheckpointMismatchError"]
-
-
-class CheckpointMismatchError(ValueError):
-    """`out` holds a checkpoint of a different search; ``differences`` lists
-    the settings that differ (``"seed: 0 -> 1"``), ``problem`` says so in a
-    sentence without the advice, for callers (the CLI) that advise otherwise."""
-
-    def __init__(self, out, differences):
-        self.out, self.differences = out, list(differences)
-        self.problem = f"{out} holds a checkpoint of a different search ({'; '.join(self.differences)})."
-        super().__init__(f"{self.problem} Pass another out= folder, or resume=False to start over there.")
+__all__ = ["search", "SearchResult", "SearchRun", "Callback", "History", "choose_device", "CheckpointMismatchError",
+           "SearchDiverged", "search_options"]
 
 
-def choose_device(device=None) -> torch.device:
-    """`device`, else ``$NASEDU_DEVICE``, else cuda, then mps, then cpu."""
-    device = device or os.environ.get("NASEDU_DEVICE")
-    if device:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+class SearchDiverged(RuntimeError):
+    """A loss, metric or distribution became NaN or infinite; the message says
+    where, and the last good checkpoint (if any) is kept."""
 
 
 # ---------------------------------------------------------------------------
-# What a run records
+# What a run returns and what callbacks see
 # ---------------------------------------------------------------------------
-
-@dataclass
-class History:
-    """Per-step metrics, per-epoch summaries, and snapshots of the strategy's
-    per-edge probabilities (every `record_every` steps), all JSON-friendly."""
-
-    steps: list = field(default_factory=list)
-    epochs: list = field(default_factory=list)
-    snapshots: list = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
-
-    def series(self, key, where="steps"):
-        """``(x, y)`` lists of metric `key` over `where` ("steps" or "epochs")."""
-        rows = [r for r in getattr(self, where) if r.get(key) is not None]
-        return [r["step"] for r in rows], [r[key] for r in rows]
-
-    def genotypes(self):
-        """The genotype derived at the end of each epoch."""
-        return [genotype_from_json(json.dumps(r["genotype"])) for r in self.epochs]
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        return cls(**{k: d.get(k, [] if k != "meta" else {}) for k in ("steps", "epochs", "snapshots", "meta")})
-
-    def save(self, path):
-        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
-
-    @classmethod
-    def load(cls, path):
-        with open(path) as f:
-            return cls.from_dict(json.load(f))
-
 
 @dataclass
 class SearchResult:
-    genotype: Genotype
+    """The architecture a search derived, its recorded history, the strategy
+    (its state: alpha, the supernet...), the space, and whether it was stopped."""
+
+    architecture: object
     history: History
     strategy: object = None
-    supernet: object = None
+    space: object = None
     interrupted: bool = False
     out: str | None = None
+    error: str | None = None  # why it stopped, if it diverged
 
     @property
-    def val_acc(self):
-        return self.history.epochs[-1]["val_acc"] if self.history.epochs else None
+    def metrics(self) -> dict:
+        """The last finished epoch's record (empty before the first)."""
+        return self.history.epochs[-1] if self.history.epochs else {}
 
+    @property
+    def supernet_val_acc(self):
+        """Validation accuracy of the shared weights under the strategy's mixture (not a retrained network's)."""
+        return self.metrics.get("supernet_val_acc")
 
-class Callback:
-    """Hooks the loop calls; override the ones you need."""
+    @property
+    def oneshot_val_acc(self):
+        """Validation accuracy of the derived architecture run alone on the shared weights (not retrained)."""
+        return self.metrics.get("oneshot_val_acc")
 
-    def on_search_start(self, run): ...
-    def on_step_end(self, run, record): ...
-    def on_epoch_end(self, run, record): ...
-    def on_search_end(self, run, result): ...
+    @property
+    def true_acc(self):
+        """The derived architecture's accuracy in the benchmark table, if the search had one."""
+        return self.metrics.get("true_acc")
+
+    def __repr__(self):
+        meta = self.history.meta
+        config = meta.get("config", {})
+        steps = self.history.steps[-1]["step"] if self.history.steps else 0
+        seconds = sum(r.get("seconds", 0.0) for r in self.history.epochs)
+        where = config.get("data") or config.get("benchmark")
+        head = (f"SearchResult({config.get('strategy')} on {where}, {meta.get('space_title', config.get('space'))}, "
+                f"{len(self.history.epochs)}/{config.get('epochs')} epochs, {steps} steps, {seconds:.0f} s"
+                f"{', stopped' if self.interrupted else ''})")
+        lines = [head, f"  architecture: {self.architecture}"]
+        r = self.metrics
+        names = {"supernet_val_acc": "supernet val acc (mixture, shared weights)",
+                 "oneshot_val_acc": "one-shot val acc (derived architecture, shared weights)",
+                 "true_acc": f"true accuracy ({meta.get('benchmark', {}).get('name', 'table')})"}
+        shown = [f"{names.get(k, k)}: {r[k]:.4f}" for k in (self.history.meta.get("headline"), *names)
+                 if k and isinstance(r.get(k), float)]
+        lines += [f"  {s}" for s in dict.fromkeys(shown)]
+        if self.out:
+            lines.append(f"  saved in {self.out}")
+        return "\n".join(lines)
 
 
 @dataclass
@@ -129,8 +117,7 @@ class SearchRun:
 
     config: dict
     strategy: object
-    supernet: object
-    device: torch.device
+    context: SearchContext
     history: History
     steps_per_epoch: int
     total_steps: int
@@ -139,6 +126,10 @@ class SearchRun:
     started: float = field(default_factory=time.perf_counter)
     steps_this_session: int = 0
     interrupted: bool = False
+
+    @property
+    def device(self):
+        return self.context.device
 
     @property
     def steps_per_second(self):
@@ -152,108 +143,57 @@ class SearchRun:
 
 
 # ---------------------------------------------------------------------------
-# Batches: a permutation per epoch, so a run can resume mid-epoch exactly
+# Options: which belong to the space, which to the strategy
 # ---------------------------------------------------------------------------
 
-def _as_tensors(ds):
-    """(x, y) tensors if `ds` is (a subset of) a TensorDataset, else None."""
-    index = None
-    while isinstance(ds, Subset):
-        idx = torch.as_tensor(ds.indices, dtype=torch.long)
-        index = idx if index is None else idx[index]
-        ds = ds.dataset
-    if isinstance(ds, TensorDataset) and len(ds.tensors) == 2:
-        x, y = ds.tensors
-        return (x, y) if index is None else (x[index], y[index])
-    return None
+LOOP_OPTIONS = ("data", "space", "budget", "epochs", "batch_size", "seed", "device", "amp", "out", "resume",
+                "callbacks", "progress", "record_every", "num_workers", "threads", "benchmark")
 
 
-class _Batches:
-    """Batches of one split in the order of a seeded permutation per epoch."""
-
-    def __init__(self, dataset, batch_size, seed, device, num_workers=0):
-        self.dataset, self.batch_size, self.seed, self.device = dataset, batch_size, seed, device
-        self.tensors = _as_tensors(dataset)
-        self.num_workers = num_workers
-        self.n = len(dataset)
-        self.num_batches = max(1, self.n // batch_size)  # drop the last partial batch, as the papers' loaders do
-
-    def order(self, epoch):
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-
-    def epoch(self, epoch, start=0):
-        perm = self.order(epoch)
-        batches = [perm[b * self.batch_size:(b + 1) * self.batch_size] for b in range(start, self.num_batches)]
-        if self.tensors is not None:
-            x, y = self.tensors
-            for idx in batches:
-                yield x[idx].to(self.device), y[idx].to(self.device)
-            return
-        loader = DataLoader(self.dataset, batch_sampler=[b.tolist() for b in batches], num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda")
-        for xb, yb in loader:
-            yield xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True)
+def search_options(strategy="darts", space="darts") -> dict:
+    """Every option `search` takes for `strategy` on `space`, grouped:
+    ``{"search": [...], "space": {name: default}, "strategy": {name: default}}``."""
+    return {"search": list(LOOP_OPTIONS), "space": space_options(space), "strategy": get_strategy(strategy).options()}
 
 
-def evaluate(supernet, arch, dataset, device, batch_size=256, autocast=None):
-    """Loss and accuracy of the supernet running `arch` on `dataset`."""
-    batches = _Batches(dataset, batch_size, 0, device)
-    batches.num_batches = -(-batches.n // batch_size)  # keep every sample
-    was_training = supernet.training
-    supernet.eval()
-    total, loss_sum, correct = 0, 0.0, 0
-    with torch.no_grad():
-        for x, y in batches.epoch(0):
-            with autocast() if autocast else torch.autocast("cpu", enabled=False):
-                logits = supernet(x, arch).float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-            total += len(y)
-    supernet.train(was_training)
-    return loss_sum / total, correct / total
+def _split_options(cls, space_key, options, space_given):
+    known_space = space_options(space_key) if not space_given else {}
+    known_strategy = cls.options()
+    space_opts = {k: v for k, v in options.items() if k in known_space}
+    strategy_opts = {k: v for k, v in options.items() if k in known_strategy}
+    unknown = [k for k in options if k not in known_space and k not in known_strategy]
+    if unknown:
+        everything = list(LOOP_OPTIONS) + list(known_space) + list(known_strategy)
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, everything, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        where = "" if not space_given else " (the space was given as an object: set its options there)"
+        raise TypeError(
+            f"search() got unknown option(s) {', '.join(hints)}{where}. Options: search {list(LOOP_OPTIONS)}; "
+            f"space {space_key!r} {list(known_space) if known_space else '(given)'}; "
+            f"strategy {cls.name!r} {list(known_strategy)}")
+    return space_opts, strategy_opts
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 # ---------------------------------------------------------------------------
-# Checkpoints
+# Checkpoints, stopping, divergence
 # ---------------------------------------------------------------------------
 
-def _atomic_write(path, write):
-    """Write through a temporary file and rename it, so a crash never leaves a
-    half-written file where a good one was."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+# Checkpoints of other formats (older nasedu versions) are refused with a clear message.
+CHECKPOINT_FORMAT = 2
 
 
-def _rng_state():
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state):
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_checkpoint(out, run, position, running):
-    state = {"config": run.config, "epoch": run.epoch, "batch": position, "global_step": run.global_step,
-             "running": running, "supernet": run.supernet.state_dict(), "strategy": run.strategy.state_dict(),
-             "rng": _rng_state(), "history": run.history.to_dict()}
-    _atomic_write(os.path.join(out, "checkpoint.pt"), lambda f: torch.save(state, f))
+def _save_checkpoint(out, run, position, running, streams):
+    state = {"format": CHECKPOINT_FORMAT, "config": run.config, "epoch": run.epoch, "batch": position,
+             "global_step": run.global_step, "running": running, "strategy": run.strategy.state_dict(),
+             "rng": rng_state(), "streams": streams.state_dict() if streams is not None else None,
+             "history": run.history.to_dict()}
+    atomic_write(os.path.join(out, "checkpoint.pt"), lambda f: torch.save(state, f))
     run.history.save(os.path.join(out, "history.json"))
 
 
@@ -285,153 +225,232 @@ class _StopAtStepBoundary:
         return False
 
 
-def _config_difference(saved, wanted):
-    keys = sorted(set(saved) | set(wanted))
-    return [f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k)]
+def _check_finite(where, values: dict):
+    bad = [k for k, v in values.items() if isinstance(v, numbers.Real) and not math.isfinite(v)]
+    if bad:
+        raise SearchDiverged(f"{where}: {', '.join(f'{k} = {values[k]}' for k in bad)}.")
+
+
+def _tables(strategy, where):
+    tables = strategy.distributions()
+    for name, t in tables.items():
+        P = t.probabilities
+        if not np.all(np.isfinite(P)):
+            _check_finite(where, {f"distribution {name!r}": float(P[~np.isfinite(P)][0])})
+    return tables
+
+
+def _diverged(error, out, history):
+    """`error` with what was kept and what to do."""
+    if out and os.path.exists(os.path.join(out, "checkpoint.pt")):
+        kept = (f"The last good checkpoint (after epoch {len(history.epochs)}) is kept in {out}; running the search "
+                "again resumes from it.")
+    elif out:
+        kept = f"No epoch had finished, so {out} holds no checkpoint."
+    else:
+        kept = "Pass out= to keep a checkpoint of every finished epoch."
+    return SearchDiverged(f"{error} The search stopped. {kept} A smaller learning rate usually helps.")
+
+
+def _snapshot(run, tables, record_layouts):
+    snap = {"step": run.global_step, "epoch": run.epoch,
+            "distributions": {k: t.probabilities.tolist() for k, t in tables.items()},
+            "architecture": run.strategy.architecture().to_data()}
+    layout = {k: t.layout() for k, t in tables.items()}
+    if layout != record_layouts[-1]:  # a controller whose decisions grew: the dashboard re-reads the labels
+        snap["layout"] = layout
+        record_layouts.append(layout)
+    return snap
+
+
+def _epoch_record(run, running, validation, tables, seconds):
+    n = max(running["count"], 1)
+    record = {"epoch": run.epoch, "step": run.global_step, "seconds": seconds}
+    record.update({k: v / n for k, v in running.items() if k != "count"})
+    record.update(validation)
+    architecture = run.strategy.architecture()
+    true_acc = run.context.true_accuracy(architecture)
+    if true_acc is not None:
+        record["true_acc"] = true_acc
+    record["architecture"] = architecture.to_data()
+    record["distributions"] = {k: t.probabilities.tolist() for k, t in tables.items()}
+    return record
 
 
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
 
-def _record_epoch(run, running, val_loss, val_acc, seconds):
-    probs = run.strategy.probabilities()
-    n = max(running["count"], 1)
-    record = {"epoch": run.epoch, "step": run.global_step, "val_loss": val_loss, "val_acc": val_acc,
-              "seconds": seconds, "genotype": json.loads(genotype_to_json(run.strategy.genotype())),
-              "probabilities": {k: v.tolist() for k, v in probs.items()}}
-    for key in ("train_loss", "train_acc", "arch_loss", "arch_acc"):
-        record[key] = running[key] / n if key in running else None
-    return record
+def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=None, batch_size=None, seed=0,
+           device=None, amp=None, out=None, resume=True, callbacks=(), progress=True, record_every=None,
+           num_workers=0, threads="auto", benchmark=None, **options) -> SearchResult:
+    """Run an architecture search and return a `SearchResult`.
 
+    - `strategy`: a name (``"darts"``, ``"random"``) or a `Strategy` subclass;
+    - `space`: ``"darts"`` (the DARTS cell), ``"nb201"``, ``"macro"``, or a `SearchSpace`;
+    - `data`: a data set name (``"digits"``, ``"cifar10"``, ...); `benchmark`: a
+      table name (``"nas-bench-macro"``) for strategies that need only rewards,
+      searched without data;
+    - `budget` ("quick" or "full", see `nasedu.budget`) fills in `data`,
+      `epochs`, `batch_size` and the space's and strategy's options that were
+      not given, never overriding what was;
+    - other keyword `options` go to the space (e.g. ``C``, ``layers``, ``steps``)
+      or to the strategy (e.g. ``alpha_lr``); `search_options` lists them;
+    - `threads`: torch's CPU threads while searching ("auto": see
+      `nasedu.device.default_threads`; None leaves torch's setting alone).
 
-def search(strategy="darts", data=None, *, budget=None, epochs=None, batch_size=None, C=None, layers=None,
-           steps=4, multiplier=4, primitives=PRIMITIVES, seed=0, device=None, amp=None, out=None, resume=True,
-           callbacks=(), progress=True, record_every=None, num_workers=0, **strategy_options) -> SearchResult:
-    """Run a weight-sharing architecture search and return a `SearchResult`.
-
-    `budget` ("quick" or "full", default from `nasedu.budget()`) fills in
-    `epochs`, `batch_size`, `C`, `layers` and strategy settings not given.
     With `out`, the run checkpoints there every epoch (and when interrupted),
-    writes `genotype.json` and `history.json`, and resumes from `out` if a
-    checkpoint of the same search is there.
+    writes ``architecture.json`` and ``history.json``, and resumes from `out` if
+    a checkpoint of the same search is there.
     """
-    settings = budget_settings(budget, strategy if isinstance(strategy, str) else strategy.name)
-    data = data or settings["data"]
+    cls = get_strategy(strategy)
+    space_given = not isinstance(space, (str, dict))
+    key = space.name if space_given else space_name(space.get("name", "darts") if isinstance(space, dict) else space)
+    space_opts, strategy_opts = _split_options(cls, key, options, space_given)
+    if benchmark is not None and data is not None:
+        raise ValueError("give data= (train networks on a data set) or benchmark= (look rewards up in a table), "
+                         "not both")
+    settings = budget_settings(budget, cls.name, key, data)
     epochs = epochs or settings["epochs"]
     batch_size = batch_size or settings["batch_size"]
-    C, layers = C or settings["C"], layers or settings["layers"]
-    strategy_options = {**settings.get("strategy", {}), **strategy_options}
+    space = get_space(space, **({} if space_given else {**settings["space"], **space_opts}))
+    strategy_opts = {**settings["strategy"], **strategy_opts}
     device = choose_device(device)
-    amp = (device.type == "cuda") if amp is None else amp
+    precision = Precision(device, amp)
 
-    bundle = load_dataset(data, seed=seed)
-    w_split, arch_split = search_split(bundle.train, seed)
-    w_batches = _Batches(w_split, batch_size, seed, device, num_workers)
-    arch_batches = _Batches(arch_split, batch_size, seed + 1, device, num_workers)
-    steps_per_epoch = min(w_batches.num_batches, arch_batches.num_batches)
+    bundle, streams, table = None, None, None
+    if benchmark is not None:
+        table = load_benchmark(benchmark)
+        if type(table.space) is not type(space):
+            raise ValueError(f"the {table.name} table holds architectures of the {table.space.name!r} space, "
+                             f"not {space.name!r}: pass space={table.space.name!r}")
+        data_name = None
+    else:
+        bundle = load_dataset(data or settings["data"], seed=seed)
+        streams = Streams(bundle, batch_size, seed, device, num_workers)
+        table = for_space(space, bundle.name)
+        data_name = bundle.name
 
-    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
-    supernet = Supernet(C, bundle.num_classes, layers, steps, multiplier, in_channels=bundle.in_channels,
-                        primitives=primitives).to(device)
-    if device.type == "cuda":
-        supernet = supernet.to(memory_format=torch.channels_last)
-    cls = get_strategy(strategy)
-    strat = cls(supernet, epochs=epochs, steps_per_epoch=steps_per_epoch, device=device, amp=amp, **strategy_options)
+    n_threads = default_threads(device) if threads == "auto" else threads
+    with torch_threads(n_threads):
+        seed_everything(seed)
+        context = SearchContext(space=space, device=device, epochs=epochs, seed=seed, data=bundle, streams=streams,
+                                batch_size=batch_size, precision=precision, benchmark=table, num_workers=num_workers)
+        strat = cls(context, **strategy_opts)
+        steps_per_epoch = strat.steps_per_epoch()
+        hyperparameters = _jsonable({**cls.options(), **strategy_opts})
+        config = {"strategy": cls.name, "space": space.config(), "data": data_name,
+                  "benchmark": table.name if benchmark is not None else None, "epochs": epochs,
+                  "batch_size": batch_size, "seed": seed, "hyperparameters": hyperparameters}
+        return _run(config, strat, context, streams, steps_per_epoch, out, resume, callbacks, progress, record_every)
 
-    config = {"strategy": cls.name, "data": bundle.name, "epochs": epochs, "batch_size": batch_size, "C": C,
-              "layers": layers, "steps": steps, "multiplier": multiplier, "primitives": list(primitives),
-              "seed": seed, "hyperparameters": strat.hyperparameters()}
+
+def _run(config, strat, context, streams, steps_per_epoch, out, resume, callbacks, progress, record_every):
+    epochs = config["epochs"]
     total_steps = epochs * steps_per_epoch
     record_every = record_every or max(1, total_steps // 300)
-    history = History(meta={"config": config, "device": str(device), "primitives": list(primitives),
-                            "steps": steps, "multiplier": multiplier, "strategy": cls.name, "paper": cls.paper})
-    run = SearchRun(config, strat, supernet, device, history, steps_per_epoch, total_steps)
-    start_epoch, start_batch = 0, 0
-    running = {"count": 0}
+    tables = _tables(strat, "at the start")
+    layouts = [{k: t.layout() for k, t in tables.items()}]
+    meta = {"config": config, "device": str(context.device), "space": context.space.config(),
+            "space_title": context.space.title, "strategy": strat.name, "paper": strat.paper, "tables": layouts[0],
+            "plots": strat.plots, "headline": strat.headline, "threads": torch.get_num_threads()}
+    if context.benchmark is not None:
+        meta["benchmark"] = {"name": context.benchmark.name, "description": context.benchmark.description}
+    history = History(meta=meta)
+    run = SearchRun(config, strat, context, history, steps_per_epoch, total_steps)
+    start_epoch, position, running = 0, 0, {"count": 0}
 
     if out:
         os.makedirs(out, exist_ok=True)
         path = os.path.join(out, "checkpoint.pt")
         if resume and os.path.exists(path):
-            ckpt = torch.load(path, map_location=device, weights_only=False)
-            diff = _config_difference(ckpt["config"], config)
+            ckpt = torch.load(path, map_location=context.device, weights_only=False)
+            if ckpt.get("format") != CHECKPOINT_FORMAT:
+                raise CheckpointMismatchError(out, [
+                    f"it was written by another version of nasedu (checkpoint format {ckpt.get('format', 1)}, "
+                    f"this version reads {CHECKPOINT_FORMAT})"])
+            diff = config_difference(ckpt["config"], config)
             if diff:
                 raise CheckpointMismatchError(out, diff)
-            supernet.load_state_dict(ckpt["supernet"])
             strat.load_state_dict(ckpt["strategy"])
-            _set_rng_state(ckpt["rng"])
+            if streams is not None:
+                streams.load_state_dict(ckpt["streams"])
+            set_rng_state(ckpt["rng"])
             run.history = history = History.from_dict(ckpt["history"])
             run.epoch, run.global_step = ckpt["epoch"], ckpt["global_step"]
-            start_epoch, start_batch, running = ckpt["epoch"], ckpt["batch"], ckpt["running"]
+            start_epoch, position, running = ckpt["epoch"], ckpt["batch"], ckpt["running"]
+            layouts = [history.meta["tables"]] + [s["layout"] for s in history.snapshots if "layout" in s]
 
     callbacks = list(callbacks)
     if progress:
-        from .callbacks import ProgressBar
         callbacks.insert(0, ProgressBar())
     for cb in callbacks:
         cb.on_search_start(run)
 
-    position = start_batch
-    stop = _StopAtStepBoundary()
+    stop, diverged = _StopAtStepBoundary(), None
     try:
         with stop:
             for epoch in range(start_epoch, epochs):
                 run.epoch = epoch
                 epoch_start = time.perf_counter()
-                supernet.train()
-                pairs = zip(w_batches.epoch(epoch, position), arch_batches.epoch(epoch, position))
-                for train_batch, arch_batch in pairs:
-                    if device.type == "cuda":
-                        train_batch = (train_batch[0].contiguous(memory_format=torch.channels_last), train_batch[1])
-                        arch_batch = (arch_batch[0].contiguous(memory_format=torch.channels_last), arch_batch[1])
-                    metrics = strat.step(train_batch, arch_batch)
+                while position < steps_per_epoch:
+                    metrics = strat.step()
                     position += 1
                     run.global_step += 1
                     run.steps_this_session += 1
+                    where = f"step {run.global_step} (epoch {epoch + 1})"
+                    _check_finite(where, metrics)
                     running["count"] += 1
                     for k, v in metrics.items():
-                        if k != "lr" and v is not None:
+                        if k != "lr" and isinstance(v, numbers.Real) and not isinstance(v, bool):
                             running[k] = running.get(k, 0.0) + float(v)
                     record = {"step": run.global_step, "epoch": epoch, **metrics}
                     history.steps.append(record)
                     if run.global_step % record_every == 0:
-                        history.snapshots.append({"step": run.global_step, "epoch": epoch, "probabilities":
-                                                  {k: v.tolist() for k, v in strat.probabilities().items()}})
+                        history.snapshots.append(_snapshot(run, _tables(strat, where), layouts))
                     for cb in callbacks:
                         cb.on_step_end(run, record)
                     if stop.requested:
                         raise _StopRequested
-                    if position >= steps_per_epoch:
-                        break
                 with warnings.catch_warnings():
                     if run.steps_this_session == 0:
                         # Resumed after an epoch's last step: the schedule steps before this process has
                         # stepped an optimizer. That order is right here; torch's check cannot know.
                         warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
                     strat.end_epoch(epoch)
-                val_loss, val_acc = evaluate(supernet, strat.eval_architecture(), bundle.val, device,
-                                             autocast=strat.autocast)
-                record = _record_epoch(run, running, val_loss, val_acc, time.perf_counter() - epoch_start)
+                validation = strat.validate()
+                where = f"the end of epoch {epoch + 1}"
+                _check_finite(where, validation)
+                record = _epoch_record(run, running, validation, _tables(strat, where),
+                                       time.perf_counter() - epoch_start)
                 history.epochs.append(record)
                 run.epoch, position, running = epoch + 1, 0, {"count": 0}
                 if out:
-                    _save_checkpoint(out, run, position, running)
-                    save_genotype(strat.genotype(), os.path.join(out, "genotype.json"))
+                    _save_checkpoint(out, run, position, running, streams)
+                    save_architecture(context.space, strat.architecture(), os.path.join(out, ARCHITECTURE_FILE))
                 for cb in callbacks:
                     cb.on_epoch_end(run, record)
     except _StopRequested:
         run.interrupted = True
         if out:  # between steps: the state is whole, so resuming continues exactly here
-            _save_checkpoint(out, run, position, running)
+            _save_checkpoint(out, run, position, running, streams)
     except KeyboardInterrupt:
         # A second Ctrl-C mid-step: the state may hold half a step, so keep the last good checkpoint.
         run.interrupted = True
+    except SearchDiverged as error:
+        run.interrupted, diverged = True, _diverged(error, out, history)
 
-    result = SearchResult(strat.genotype(), history, strat, supernet, run.interrupted, out)
-    if out:
-        save_genotype(result.genotype, os.path.join(out, "genotype.json"))
-        history.save(os.path.join(out, "history.json"))
+    if diverged is None:
+        result = SearchResult(strat.architecture(), history, strat, context.space, run.interrupted, out)
+        if out:
+            save_architecture(context.space, result.architecture, os.path.join(out, ARCHITECTURE_FILE))
+            history.save(os.path.join(out, "history.json"))
+    else:  # the state holds NaNs: keep the files of the last good epoch as they are
+        last = history.epochs[-1]["architecture"] if history.epochs else None
+        result = SearchResult(None if last is None else context.space.from_data(last), history, strat,
+                              context.space, True, out, error=str(diverged))
     for cb in callbacks:
         cb.on_search_end(run, result)
+    if diverged is not None:
+        raise diverged
     return result

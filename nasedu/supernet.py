@@ -17,28 +17,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .genotypes import Genotype, edge_endpoints, num_edges, validate_genotype
+from .architecture import ArchitectureError, check_arch_argument
+from .genotypes import edge_endpoints, num_edges
+from .network import stack_cells, stem
 from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, check_op_names
 
-__all__ = ["MixedOp", "SearchCell", "Supernet", "ArchitectureError"]
+__all__ = ["MixedOp", "SearchCell", "Supernet", "ArchitectureError", "darts_search_op"]
 
 
-class ArchitectureError(ValueError):
-    """An architecture argument that does not fit the supernet."""
+def darts_search_op(name: str, C: int, stride: int) -> nn.Module:
+    """Operation `name` as the DARTS supernet builds it: BatchNorm without
+    affine parameters, and a BatchNorm after each pooling."""
+    op = OPS[name](C, stride, False)
+    if "pool" in name:  # DARTS adds a BN without affine after pooling in the search
+        op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+    return op
 
 
 class MixedOp(nn.Module):
-    """Every candidate operation of one edge (DARTS Eq. 1)."""
+    """Every candidate operation of one edge (DARTS Eq. 1). `make_op(name, C,
+    stride)` builds each candidate (default: as the DARTS supernet does; other
+    spaces pass their own)."""
 
-    def __init__(self, C: int, stride: int, primitives):
+    def __init__(self, C: int, stride: int, primitives, make_op=darts_search_op):
         super().__init__()
         self.primitives = list(primitives)
-        self._ops = nn.ModuleList()
-        for name in self.primitives:
-            op = OPS[name](C, stride, False)
-            if "pool" in name:  # DARTS adds a BN without affine after pooling in the search
-                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
-            self._ops.append(op)
+        self._ops = nn.ModuleList(make_op(name, C, stride) for name in self.primitives)
         # Indices to compute under soft weights: every operation but `none`.
         self._computed = [k for k, name in enumerate(self.primitives) if name != "none"]
 
@@ -103,22 +107,11 @@ class Supernet(nn.Module):
         self.C, self.num_classes, self.layers = C, num_classes, layers
         self.steps, self.multiplier = steps, multiplier
         self.num_edges = num_edges(steps)
-
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            self.cells.append(SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction,
-                                         reduction_prev, self.primitives))
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, multiplier * C_curr
+        self.stem = stem(in_channels, stem_multiplier * C)
+        self.cells, out_channels = stack_cells(
+            lambda *sizes: SearchCell(steps, multiplier, *sizes, self.primitives), C, layers, stem_multiplier * C)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        self.classifier = nn.Linear(out_channels[-1], num_classes)
 
     @property
     def arch_shape(self) -> tuple[int, int]:
@@ -127,22 +120,8 @@ class Supernet(nn.Module):
 
     def check_architecture(self, arch) -> None:
         """Raise `ArchitectureError` naming the problem if `arch` does not fit."""
-        if not isinstance(arch, dict) or set(arch) != {"normal", "reduce"}:
-            got = sorted(arch) if isinstance(arch, dict) else type(arch).__name__
-            raise ArchitectureError(f"architecture must be a dict with keys 'normal' and 'reduce', got {got}")
-        for kind, a in arch.items():
-            if not torch.is_tensor(a):
-                raise ArchitectureError(f"arch[{kind!r}] must be a tensor, got {type(a).__name__}")
-            if a.is_floating_point():
-                if tuple(a.shape) != self.arch_shape:
-                    raise ArchitectureError(
-                        f"arch[{kind!r}] has shape {tuple(a.shape)}, expected {self.arch_shape} "
-                        f"({self.num_edges} edges x {len(self.primitives)} operations: {self.primitives})")
-            elif tuple(a.shape) != (self.num_edges,):
-                raise ArchitectureError(
-                    f"arch[{kind!r}] (operation indices) has shape {tuple(a.shape)}, expected ({self.num_edges},)")
-            elif a.numel() and (int(a.min()) < 0 or int(a.max()) >= len(self.primitives)):
-                raise ArchitectureError(f"arch[{kind!r}] holds indices outside 0..{len(self.primitives) - 1}")
+        check_arch_argument(arch, {"normal": self.arch_shape, "reduce": self.arch_shape},
+                            {"normal": self.primitives, "reduce": self.primitives})
 
     def forward(self, x, arch):
         self.check_architecture(arch)
@@ -151,23 +130,9 @@ class Supernet(nn.Module):
             s0, s1 = s1, cell(s0, s1, arch["reduce" if cell.reduction else "normal"])
         return self.classifier(self.global_pooling(s1).flatten(1))
 
-    def arch_from_genotype(self, genotype: Genotype) -> dict:
-        """The hard architecture (one index per edge) of a genotype: its edges
-        carry their operation, every other edge `none`."""
-        g = validate_genotype(genotype, self.primitives)
-        if "none" not in self.primitives:
-            raise ArchitectureError("a genotype leaves edges out, which needs 'none' among the primitives")
-        index = {e: k for k, e in enumerate(edge_endpoints(self.steps))}
-        arch = {}
-        for kind in ("normal", "reduce"):
-            cell = getattr(g, kind)
-            if len(cell) != 2 * self.steps:
-                raise ArchitectureError(f"genotype.{kind} has {len(cell) // 2} nodes; this supernet has {self.steps}")
-            a = torch.full((self.num_edges,), self.primitives.index("none"), dtype=torch.long)
-            for k, (op, j) in enumerate(cell):
-                if a[index[(j, k // 2 + 2)]] != self.primitives.index("none"):
-                    raise ArchitectureError(f"genotype.{kind} uses input {j} twice for node {k // 2}; "
-                                            "a supernet has one edge per (input, node) pair")
-                a[index[(j, k // 2 + 2)]] = self.primitives.index(op)
-            arch[kind] = a
-        return arch
+    def choices(self):
+        """``(table, edge, op index, module)`` of every candidate operation in every cell."""
+        for cell in self.cells:
+            for e, mixed in enumerate(cell._ops):
+                for k, op in enumerate(mixed._ops):
+                    yield ("reduce" if cell.reduction else "normal"), e, k, op

@@ -64,7 +64,7 @@ LAYOUT_REPORT = """(selector) => {
     const boxes = (css) => [...plot.querySelectorAll(css)].map((e) => [e.textContent, e.getBoundingClientRect()])
         .filter(([, r]) => r.width > 0 && r.height > 0);
     const meet = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
-    const titles = boxes('.annotation-text, [class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text');
+    const titles = boxes('.gtitle, .annotation-text, [class^="g-x"][class$="title"] text, [class^="g-y"][class$="title"] text');
     const labels = boxes('.xaxislayer-above text, .yaxislayer-above text, .legendtext');
     const plots = boxes('.draglayer .nsewdrag').map(([, r], i) => ['plot area ' + i, r]);
     const overlaps = [];

@@ -39,12 +39,14 @@ def test_search_writes_results_and_resumes_instead_of_starting_over(tmp_path, ca
     out = tmp_path / "run"
     code, stdout, err = run(capsys, "search", "darts", *TINY, "--out", out)
     assert code == 0, err
-    assert re.search(r"epoch 1/2 .*val loss", stdout) and re.search(r"epoch 2/2 ", stdout)
-    assert "genotype: Genotype(normal=[" in stdout
+    assert re.search(r"epoch 1/2 .*supernet val loss .* acc .*oneshot val loss", stdout) and re.search(r"epoch 2/2 ", stdout)
+    assert "architecture: Genotype(normal=[" in stdout
     assert "darts" in err and "4/4" in err  # the tqdm bar (2 epochs of 2 steps)
 
-    genotype = genotype_from_json((out / "genotype.json").read_text())
-    assert f"genotype: {genotype}" in stdout
+    saved = json.loads((out / "architecture.json").read_text())
+    assert saved["space"]["name"] == "darts" and saved["space"]["C"] == 4
+    genotype = genotype_from_json(json.dumps(saved["architecture"]))
+    assert f"architecture: {genotype}" in stdout
     assert_svg(out / "normal.svg") and assert_svg(out / "reduce.svg")
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [0, 1]
@@ -59,7 +61,7 @@ def test_search_writes_results_and_resumes_instead_of_starting_over(tmp_path, ca
     assert "epoch 1/2" not in stdout and "epoch 2/2" not in stdout
     assert ckpt.stat().st_mtime_ns == stamp
     assert len(json.loads((out / "history.json").read_text())["epochs"]) == 2
-    assert genotype_from_json((out / "genotype.json").read_text()) == genotype
+    assert json.loads((out / "architecture.json").read_text())["architecture"] == saved["architecture"]
 
     # A different search into the same folder is refused, naming the difference.
     code, stdout, err = run(capsys, "search", "darts", *TINY, "--seed", "1", "--out", out, "--no-progress")
@@ -108,7 +110,9 @@ def test_search_default_out_folder(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["search", "nas-rl", "--data", "synthetic"], "unknown strategy 'nas-rl'; available: darts"),
+    (["search", "nas-rl", "--data", "synthetic"], "unknown strategy 'nas-rl'; available: darts, random"),
+    (["search", "darts", "--space", "nb101", "--data", "synthetic"], "unknown search space 'nb101'"),
+    (["search", "darts", "--data", "synthetic", "-o", "alpha_rl=1"], "unknown -o option(s) 'alpha_rl' (did you mean"),
     (["search", "darts", "--data", "imagenet", "--epochs", "1"], "unknown data set 'imagenet'; available: digits"),
     (["train", "DARTS_V2", "--data", "imagenet"], "unknown data set 'imagenet'; available: digits"),
 ])
@@ -165,7 +169,7 @@ def test_draw_json_printed_and_search_folder(tmp_path, capsys):
     (tmp_path / "pdarts.json").write_text(genotype_to_json(PDARTS))
     (tmp_path / "v1.txt").write_text(str(DARTS_V1) + "\n")
     (tmp_path / "assigned.py").write_text(f"DARTS_V2 = {DARTS_V2}\n")
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run").mkdir()  # a search folder of an older nasedu, with genotype.json
     (tmp_path / "run" / "genotype.json").write_text(genotype_to_json(DARTS_V2))
     out = tmp_path / "svg"
     for arg, label in (("pdarts.json", "pdarts"), ("v1.txt", "v1"), ("assigned.py", "assigned"), ("run", "run")):
@@ -199,15 +203,15 @@ def test_draw_malformed_file_exits_2_naming_the_problem(content, message, tmp_pa
 
 def test_draw_missing_file_binary_file_and_unknown_name_exit_2(tmp_path, capsys):
     code, _, err = run(capsys, "draw", tmp_path / "nope.json")
-    assert code == 2 and "genotype file" in err and "nope.json' not found" in err
+    assert code == 2 and "architecture file" in err and "nope.json' not found" in err
     (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00\x81binary")
     code, _, err = run(capsys, "draw", tmp_path / "bin.json")
     assert code == 2 and "is not a text file" in err
     code, _, err = run(capsys, "draw", "DARTS_V3")
     assert code == 2 and "'DARTS_V3' is neither a published genotype nor a file" in err
     assert all(name in err for name in GENOTYPES)
-    code, _, err = run(capsys, "draw", tmp_path)  # a folder without genotype.json
-    assert code == 2 and "without genotype.json" in err
+    code, _, err = run(capsys, "draw", tmp_path)  # a folder without architecture.json
+    assert code == 2 and "without architecture.json" in err
     code, _, err = run(capsys, "draw")
     assert code == 2 and "--list" in err
 
@@ -228,6 +232,35 @@ def test_train_reports_test_accuracy_and_parameters(tmp_path, capsys):
     saved = json.loads((tmp_path / "train.json").read_text())
     assert saved["params"] == params and saved["test_acc"] == pytest.approx(acc, abs=1e-4)
     assert len(saved["history"]) == 8 and saved["config"]["C"] == 4
+    assert saved["space"]["name"] == "darts" and saved["architecture"]["normal"][0] == ["sep_conv_3x3", 0]
+
+
+def test_other_spaces_search_draw_and_train(tmp_path, capsys):
+    out = tmp_path / "nb"
+    code, stdout, err = run(capsys, "search", "darts", "--space", "nb201", "--data", "synthetic", "--epochs", "1",
+                            "-o", "C=4", "-o", "N=1", "--batch-size", "32", "--out", out, "--no-progress")
+    assert code == 0, err
+    assert "architecture: |" in stdout and (out / "cell.svg").is_file()
+    code, stdout, err = run(capsys, "draw", out, "--out", tmp_path / "svg")
+    assert code == 0, err
+    assert stdout.split() == [str(tmp_path / "svg" / "nb_cell.svg")]
+    code, stdout, err = run(capsys, "train", out, "--data", "synthetic", "--epochs", "2", "--no-progress")
+    assert code == 0, err
+    assert "network: the NAS-Bench-201 cell network of {'name': 'nb201', 'C': 4, 'N': 1}" in stdout
+    code, _, err = run(capsys, "train", out, "--data", "synthetic", "--cutout", "4")
+    assert code == 2 and "--cutout apply to DARTS cells only" in err
+    code, stdout, err = run(capsys, "draw", "--space", "macro", "22212220", "--out", tmp_path / "svg")
+    assert code == 0 and stdout.split() == [str(tmp_path / "svg" / "macro_network.svg")], err
+    code, _, err = run(capsys, "draw", "--space", "nb201", "|conv~0|")
+    assert code == 2 and "an arch string has 3 '+'-separated groups" in err
+
+
+def test_random_search_on_the_macro_table(tmp_path, capsys):
+    code, stdout, err = run(capsys, "search", "random", "--space", "macro", "--benchmark", "nas-bench-macro",
+                            "--epochs", "2", "--out", tmp_path / "r", "--no-progress")
+    assert code == 0, err
+    assert re.search(r"epoch 2/2 .*best_reward 0\.9\d+.*true acc 0\.9", stdout)
+    assert (tmp_path / "r" / "network.svg").is_file()
 
 
 def test_train_bad_genotype_file_exits_2(tmp_path, capsys):
@@ -243,7 +276,8 @@ def test_train_bad_genotype_file_exits_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, expected", [
     ([], ["search", "draw", "train", "examples"]),
-    (["search"], ["--epochs", "--out", "--C", "supernet width", "--layers", "resumes", "examples"]),
+    (["search"], ["--epochs", "--out", "--C", "supernet width", "--layers", "resumes", "--space", "--benchmark",
+                  "-o NAME=VALUE", "examples"]),
     (["draw"], ["--list", "NAME_OR_FILE", "examples"]),
     (["train"], ["--epochs", "test accuracy", "examples"]),
 ])

@@ -13,11 +13,13 @@ import pytest
 import torch
 
 import nasedu
-from nasedu.genotypes import PRIMITIVES, derive_genotype, genotype_to_json, num_edges
+from nasedu.context import SearchContext
+from nasedu.genotypes import PRIMITIVES, edge_labels, num_edges
 from nasedu.search import History, SearchResult, SearchRun
-from nasedu.viz import Dashboard
-from nasedu.viz import dashboard as dashboard_module
-from nasedu.viz.dashboard import DashboardState, choose_backend, edge_labels
+from nasedu.spaces import DartsCellSpace
+from nasedu.strategies import SupernetStrategy
+from nasedu.viz import Dashboard, live, panels
+from nasedu.viz.dashboard import DashboardState, choose_backend
 
 from helpers import InterruptAt
 
@@ -30,18 +32,20 @@ TINY_STEPS = 10  # 5 steps per epoch on the synthetic data, 2 epochs
 # ---------------------------------------------------------------------------
 
 class ScriptedStrategy:
-    """Exposes whatever probabilities the test sets, like any strategy."""
+    """Shows whatever probabilities the test sets, like any strategy: tables
+    of its space and the architecture the space derives from them."""
 
     def __init__(self, steps=2, primitives=PRIMITIVES):
+        self.space = DartsCellSpace(steps=steps, multiplier=steps, primitives=primitives)
         E, O = num_edges(steps), len(primitives)
         self.P = {k: torch.full((E, O), 1.0 / O) for k in ("normal", "reduce")}
-        self.steps, self.primitives = steps, list(primitives)
+        self.primitives = list(primitives)
 
-    def probabilities(self):
-        return {k: v.clone() for k, v in self.P.items()}
+    def distributions(self):
+        return {k: self.space.table(k, v.clone()) for k, v in self.P.items()}
 
-    def genotype(self):
-        return derive_genotype(self.P["normal"], self.P["reduce"], self.steps, self.steps, self.primitives, logits=False)
+    def architecture(self):
+        return self.space.derive(self.P)
 
     def prefer(self, kind, edge, op):
         """Make `op` the strongest operation on `edge` of the `kind` cell."""
@@ -67,10 +71,17 @@ class Script:
         dashboard.clock = self.clock
         self.strategy = ScriptedStrategy(steps)
         self.seconds_per_step = seconds_per_step
-        meta = {"config": {"strategy": "scripted", "data": "none", "epochs": epochs}, "device": "cpu",
-                "primitives": list(PRIMITIVES), "steps": steps, "multiplier": steps, "strategy": "scripted"}
-        self.run = SearchRun(meta["config"], self.strategy, None, torch.device("cpu"), History(meta=meta),
-                             steps_per_epoch, steps_per_epoch * epochs)
+        space = self.strategy.space
+        config = {"strategy": "scripted", "data": "none", "epochs": epochs}
+        meta = {"config": config, "device": "cpu", "space": space.config(), "space_title": space.title,
+                "strategy": "scripted", "plots": SupernetStrategy.plots, "headline": "supernet_val_acc",
+                "tables": {k: t.layout() for k, t in self.strategy.distributions().items()}}
+        context = SearchContext(space=space, device="cpu", epochs=epochs)
+        self.run = SearchRun(config, self.strategy, context, History(meta=meta), steps_per_epoch,
+                             steps_per_epoch * epochs)
+
+    def _shown(self):
+        return {k: t.probabilities.tolist() for k, t in self.strategy.distributions().items()}
 
     def start(self):
         self.dash.on_search_start(self.run)
@@ -85,25 +96,26 @@ class Script:
             record = {"step": s, "epoch": run.epoch, "train_loss": 2.0 / s, "train_acc": 1 - 1.0 / (s + 1),
                       "arch_loss": 2.5 / s, "arch_acc": 1 - 1.5 / (s + 1), "lr": 0.025}
             run.history.steps.append(record)
-            run.history.snapshots.append({"step": s, "epoch": run.epoch, "probabilities":
-                                          {k: v.tolist() for k, v in self.strategy.probabilities().items()}})
+            run.history.snapshots.append({"step": s, "epoch": run.epoch, "distributions": self._shown(),
+                                          "architecture": self.strategy.architecture().to_data()})
             self.dash.on_step_end(run, record)
             if s % run.steps_per_epoch == 0:
                 self.end_epoch()
 
     def end_epoch(self):
         run = self.run
-        record = {"epoch": run.epoch, "step": run.global_step, "val_loss": 1.0 / (run.epoch + 1),
-                  "val_acc": 0.5 + 0.1 * run.epoch, "seconds": 1.0,
-                  "genotype": json.loads(genotype_to_json(self.strategy.genotype())),
-                  "probabilities": {k: v.tolist() for k, v in self.strategy.probabilities().items()}}
+        record = {"epoch": run.epoch, "step": run.global_step, "supernet_val_loss": 1.0 / (run.epoch + 1),
+                  "supernet_val_acc": 0.5 + 0.1 * run.epoch, "oneshot_val_loss": 1.5, "oneshot_val_acc": 0.4,
+                  "seconds": 1.0, "architecture": self.strategy.architecture().to_data(),
+                  "distributions": self._shown()}
         run.history.epochs.append(record)
         run.epoch += 1
         self.dash.on_epoch_end(run, record)
 
     def end(self, interrupted=False, out=None):
         self.run.interrupted = interrupted
-        result = SearchResult(self.strategy.genotype(), self.run.history, self.strategy, None, interrupted, out)
+        result = SearchResult(self.strategy.architecture(), self.run.history, self.strategy, self.strategy.space,
+                              interrupted, out)
         self.dash.on_search_end(self.run, result)
         return result
 
@@ -125,11 +137,19 @@ def trace_length(fig, name_index):
     return 0 if x is None else len(x)
 
 
+def curve(dash, key):
+    return dash.figure_layout.curve_trace[key]
+
+
+def heatmap(dash, table):
+    return dash.renderer.figure.data[dash.figure_layout.heatmap_trace[table]]
+
+
 # ---------------------------------------------------------------------------
 # Names and backend choice
 # ---------------------------------------------------------------------------
 
-def test_edge_labels_name_inputs_as_the_paper_does():
+def test_edge_labels_name_inputs_as_the_paper_does():  # the rows of the DARTS tables
     assert edge_labels(2) == ["c_{k-2} -> 0", "c_{k-1} -> 0", "c_{k-2} -> 1", "c_{k-1} -> 1", "0 -> 1"]
     labels = edge_labels(4)
     assert len(labels) == 14 and labels[-1] == "2 -> 3" and labels[5] == "c_{k-2} -> 2"
@@ -139,7 +159,7 @@ def test_backend_is_chosen_from_the_environment(monkeypatch):
     assert choose_backend("auto") == "none"  # plain Python: no IPython kernel
     assert Dashboard().backend == "none"
     monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
-    assert choose_backend("auto") == "colab"
+    assert choose_backend("auto") == "colab" and live.choose_backend is choose_backend
     assert choose_backend("widget") == "widget"  # forcing wins
     with pytest.raises(ValueError, match="backend must be one of"):
         Dashboard(backend="qt")
@@ -160,18 +180,20 @@ def test_without_a_front_end_it_records_silently(capsys):
     assert out.out == "" and out.err == ""
     assert dash.backend == "none" and dash.cell_draws == 0
     s = dash.state
-    assert s.edge_labels == edge_labels(2) and s.primitives == list(PRIMITIVES)
+    assert s.tables["normal"]["rows"] == edge_labels(2) and s.tables["reduce"]["columns"] == list(PRIMITIVES)
     for key in ("train_loss", "arch_loss", "train_acc", "arch_acc"):
         assert s.curves[key][0] == list(range(1, TINY_STEPS + 1))
     assert s.curves["train_loss"][1] == [r["train_loss"] for r in result.history.steps]
-    assert s.curves["val_acc"][1] == [r["val_acc"] for r in result.history.epochs]
+    assert s.epoch_curves["supernet_val_acc"][1] == [r["supernet_val_acc"] for r in result.history.epochs]
+    x, y, per_epoch = s.series("oneshot_val_acc")
+    assert per_epoch and list(y) == [r["oneshot_val_acc"] for r in result.history.epochs]
     assert len(s.frames) == TINY_STEPS  # a snapshot per step at this size
     x, H = s.entropy_series("normal")
     assert H.shape == (TINY_STEPS, 5) and np.all((H >= 0) & (H <= 1))
-    final = result.strategy.probabilities()
+    final = result.strategy.distributions()
     for kind in ("normal", "reduce"):
-        assert np.allclose(s.probabilities[kind], final[kind].numpy())
-    assert s.genotype == result.genotype
+        assert np.allclose(s.probabilities[kind], final[kind].probabilities)
+    assert s.architecture == result.architecture
     assert s.status.startswith(f"finished: step {TINY_STEPS}/{TINY_STEPS}")
 
 
@@ -197,18 +219,21 @@ def test_panels_hold_curves_heatmaps_entropy_cells_and_status():
     script = Script(dash, steps_per_epoch=10, epochs=3)
     script.start()
     fig = dash.renderer.figure
-    heat = fig.data[dashboard_module.HEATMAP_TRACE["normal"]]
+    heat = heatmap(dash, "normal")
     assert list(heat.y) == edge_labels(2) and list(heat.x) == list(PRIMITIVES)
     # Colours run from 0 to the largest probability shown, rounded up to 0.05: uniform 1/8 -> 0.15.
     assert fig.layout.coloraxis.cmin == 0 and fig.layout.coloraxis.cmax == pytest.approx(0.15)
-    assert len(fig.data) == dashboard_module.FIRST_ENTROPY_TRACE + 2 * 5  # a line per edge and cell
+    assert len(fig.data) == 8 + 2 + 2 * 5  # the declared curves, two heatmaps, a line per edge and cell
     script.strategy.prefer("normal", 1, "sep_conv_3x3")  # p = 0.86 on that edge
     script.step(10)  # one epoch
-    assert trace_length(fig, 0) == 10 and trace_length(fig, 2) == 1  # per-step curve, one validation point
+    assert trace_length(fig, curve(dash, "train_loss")) == 10  # per step
+    assert trace_length(fig, curve(dash, "supernet_val_loss")) == 1  # one validation point
+    assert fig.data[curve(dash, "supernet_val_acc")].mode == "lines+markers"
     assert np.allclose(np.asarray(heat.z), script.strategy.P["normal"].numpy())
     assert fig.layout.coloraxis.cmax == pytest.approx(0.9)
-    assert trace_length(fig, dashboard_module.FIRST_ENTROPY_TRACE) == 10
-    assert "sep_conv_3x3" in dash.renderer.cells.value and "<svg" in dash.renderer.cells.value
+    assert trace_length(fig, dash.figure_layout.entropy_trace[("normal", 0)]) == 10
+    cells = dash.renderer.panes["cells"].value
+    assert "sep_conv_3x3" in cells and "<svg" in cells
     assert re.fullmatch(r"step 10/30 \u00b7 epoch 2/3 \u00b7 cpu \u00b7 [\d.]+ (steps/s|s/step) \u00b7 \S+ left",
                         dash.state.status), dash.state.status
 
@@ -224,9 +249,9 @@ def test_rows_keep_their_pixels_and_entropy_axes_a_readable_span(steps):
     plot = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
     tops = [fig.layout[name].domain for name in ("yaxis", "yaxis3", "yaxis5")]
     gaps = [(upper[0] - lower[1]) * plot for upper, lower in zip(tops, tops[1:])]
-    assert gaps == [pytest.approx(g) for g in dashboard_module.GAPS_PX]
+    assert gaps == [pytest.approx(g) for g in panels.GAPS_PX]
     heatmap_px = (tops[1][1] - tops[1][0]) * plot
-    assert heatmap_px >= dashboard_module.HEATMAP_PX_PER_EDGE * num_edges(steps) - 1e-6
+    assert heatmap_px >= panels.HEATMAP_PX_PER_ROW * num_edges(steps) - 1e-6
     titles = [a.y for a in fig.layout.annotations]
     assert titles == [pytest.approx(t) for t in (tops[0][1], tops[0][1], tops[1][1], tops[1][1], tops[2][1], tops[2][1])]
     for name in ("yaxis5", "yaxis6"):
@@ -241,6 +266,7 @@ def test_the_throttle_bounds_draws_and_figures_follow_the_last_draw():
     fig = dash.renderer.figure
     script.step(2)  # 0.2 s: too soon
     assert dash.draws == 1 and trace_length(fig, 0) == 0 and len(dash.state.curves["train_loss"][0]) == 2
+    assert curve(dash, "train_loss") == 0 and curve(dash, "supernet_val_loss") == 2
     script.step(1)  # 0.3 s after the last draw
     assert dash.draws == 2 and trace_length(fig, 0) == 3
     script.step(1)
@@ -281,7 +307,7 @@ def test_long_series_are_averaged_down_to_the_window():
     assert trace_length(fig, 0) == 100
     x = np.asarray(fig.data[0].x)
     assert x[0] == pytest.approx(5.5) and x[-1] == pytest.approx(995.5)  # means of runs of 10 steps
-    assert trace_length(fig, dashboard_module.FIRST_ENTROPY_TRACE) == 100
+    assert trace_length(fig, dash.figure_layout.entropy_trace[("normal", 0)]) == 100
 
 
 def test_cells_are_redrawn_only_when_the_genotype_changes_with_changes_marked():
@@ -293,17 +319,17 @@ def test_cells_are_redrawn_only_when_the_genotype_changes_with_changes_marked():
     settle(dash)
     script.step(5)
     assert dash.cell_draws == 2  # normal and reduce, once, however many draws
-    first = dash.renderer.cells.value
+    first = dash.renderer.panes["cells"].value
     assert "changed" not in first
     script.strategy.prefer("normal", 1, "skip_connect")  # c_{k-1} -> 0 changes its operation
     script.step(1)
     settle(dash)
     script.step(1)
     assert dash.cell_draws == 3  # only the normal cell was drawn again
-    cells = dash.renderer.cells.value
-    assert "c_{k-1} -&gt; 0: max_pool_3x3 \u2192 skip_connect" in cells
+    cells = dash.renderer.panes["cells"].value
+    assert "normal cell: c_{k-1} -&gt; 0: max_pool_3x3 \u2192 skip_connect" in cells
     assert cells.count("drop-shadow") == 1  # the changed edge glows
-    assert dash.state.changes["normal"] == [("c_{k-1} -> 0", "max_pool_3x3", "skip_connect")]
+    assert dash.state.changes == [("normal cell: c_{k-1} -> 0", "max_pool_3x3", "skip_connect")]
     script.step(13)  # no change: no more drawing
     assert dash.cell_draws == 3
 
@@ -317,7 +343,7 @@ def test_cell_drawings_are_throttled_and_mark_everything_changed_since_the_last(
     script.start()
     settle(dash)
     script.step(1)
-    assert dash.cell_draws == 2 and dash._shown_cells == dash.state.genotype_version
+    assert dash.cell_draws == 2 and dash._shown_cells == dash.state.architecture_version
     ops = ["sep_conv_3x3", "max_pool_3x3", "dil_conv_5x5"]
     starts = []
     for i in range(30):  # 3 seconds of steps, the normal cell's edge 0 or 1 changing every step
@@ -332,9 +358,10 @@ def test_cell_drawings_are_throttled_and_mark_everything_changed_since_the_last(
     script.step(9)  # the throttle lets the last genotype through: the screen catches up
     settle(dash)
     script.step(1)
-    assert dash._shown_cells == dash.state.genotype_version
-    shown = dash.renderer.cells.value
-    assert "changed:" in shown and shown.count("drop-shadow") == len(dash.state.changes["normal"]) >= 1
+    assert dash._shown_cells == dash.state.architecture_version
+    shown = dash.renderer.panes["cells"].value
+    marked = [c for c in dash.state.changes if c[2] is not None]
+    assert "changed:" in shown and shown.count("drop-shadow") == len(marked) >= 1
 
 
 def test_status_line_when_stopped_without_a_checkpoint():
@@ -364,12 +391,12 @@ def test_slider_scrubs_heatmaps_and_cells_through_the_snapshots():
     assert r.slider_box.layout.display == "flex"
     assert r.slider.max == 9 and r.slider.value == 9  # one snapshot per step
     r.slider.value = 2  # step 3
-    heat = r.figure.data[dashboard_module.HEATMAP_TRACE["normal"]]
+    heat = heatmap(dash, "normal")
     assert np.allclose(np.asarray(heat.z), early["normal"].numpy())
-    assert "derived at step 3" in r.cells.value and "step 3" in r.slider_label.value
+    assert "derived at step 3" in r.panes["cells"].value and "step 3" in r.slider_label.value
     assert r.figure.layout.shapes[0].x0 == 3  # a marker at that step on the curves
     r.slider.value = 3  # step 4: the edge 0 -> 1 turned to dil_conv_3x3
-    assert "0 -&gt; 1: added (dil_conv_3x3)" in r.cells.value
+    assert "normal cell: 0 -&gt; 1: added (dil_conv_3x3)" in r.panes["cells"].value
     assert np.allclose(np.asarray(heat.z), script.strategy.P["normal"].numpy())
 
 
@@ -381,40 +408,31 @@ def test_replay_shows_a_saved_run_without_training(tmp_path):
         dash = Dashboard.replay(source, backend="widget")
         assert dash.state.curves["train_loss"][0] == list(range(1, TINY_STEPS + 1))
         assert [f["step"] for f in dash.state.frames] == [2, 4, 5, 6, 8, 10]  # snapshots and epoch ends
-        assert dash.state.genotype == result.genotype
+        assert dash.state.architecture == result.architecture
         assert dash.state.status.startswith("replay of a saved darts run \u00b7 10 steps \u00b7 2 epochs")
         assert trace_length(dash.renderer.figure, 0) == TINY_STEPS
-        assert dash.renderer.slider.max == 5 and "<svg" in dash.renderer.cells.value
+        assert dash.renderer.slider.max == 5 and "<svg" in dash.renderer.panes["cells"].value
     mine = Dashboard(backend="none")
     assert mine.replay(result.history) is mine and len(mine.state.frames) == 6
 
 
-def test_numpy_derivation_is_the_darts_rule_of_derive_cell():
-    from nasedu.genotypes import derive_cell
-    from nasedu.viz.dashboard import derive_cell_numpy
-
-    g = torch.Generator().manual_seed(0)
-    for steps in (1, 2, 4):
-        for trial in range(20):
-            W = torch.rand(num_edges(steps), len(PRIMITIVES), generator=g)
-            if trial % 4 == 0:  # ties: equal rows and equal ops must break as derive_cell does
-                W = (W * 2).round() / 2
-            if trial % 4 == 1:
-                W[:] = 1.0 / len(PRIMITIVES)
-            expected = derive_cell(W, steps, PRIMITIVES)
-            assert derive_cell_numpy(W.double().numpy(), steps, list(PRIMITIVES)) == expected
-
-
 def test_state_without_renderer_is_plain_data():
     state = DashboardState()
-    state.configure({"primitives": ["none", "skip_connect", "sep_conv_3x3"], "steps": 1, "multiplier": 1})
-    state.add_step({"step": 1, "train_loss": 1.0})
-    state.add_frame(1, 0, {"normal": [[0.1, 0.2, 0.7], [0.8, 0.1, 0.1]], "reduce": [[1 / 3] * 3, [1 / 3] * 3]})
-    _, H = state.entropy_series("reduce")
-    assert np.allclose(H, 1.0)  # uniform: undecided
+    mask = [[True, True, False], [True, True, True]]
+    state.configure({"tables": {"t": {"rows": ["a", "b"], "columns": ["x", "y", "z"], "mask": mask, "title": "t"}}})
+    state.add_step({"step": 1, "train_loss": 1.0, "reward": 0.5, "lr": 0.1})
+    assert state.plots == {"loss": ["train_loss"], "metrics": ["reward"]}  # none declared: from the metrics
+    state.add_frame(1, 0, {"t": [[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]})
+    _, H = state.entropy_series("t")
+    assert np.allclose(H, [[1.0, 0.0]])  # uniform over the two options row a has; row b decided
     state.set_probabilities(1, state.frames[0]["probabilities"])
-    g = state.derive()
-    assert g.normal == [("sep_conv_3x3", 0), ("skip_connect", 1)]  # `none` is never chosen
+    assert state.shown_probabilities("t")[0] == [0.5, 0.5, None]  # a masked option is left blank
+
+
+def test_entropy_is_normalised_by_the_options_a_row_has():
+    P = np.array([[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    assert np.allclose(panels.normalised_entropy(P), [1.0, 0.5, 0.0])
+    assert np.allclose(panels.normalised_entropy(P, P > 0), [1.0, 1.0, 0.0])
 
 
 # ---------------------------------------------------------------------------
@@ -438,7 +456,7 @@ def test_colab_backend_redraws_static_figures_through_display_handles(monkeypatc
         shown.append(obj)
         return FakeHandle(log, len(shown) - 1) if display_id else None
 
-    monkeypatch.setattr(dashboard_module, "_shell", lambda: object())  # as if in a notebook
+    monkeypatch.setattr(live, "_shell", lambda: object())  # as if in a notebook
     dash = Dashboard(backend="colab", max_updates_per_second=4)
     dash.renderer._display = fake_display
     assert dash.min_interval == 1.0  # Colab draws at most once a second
@@ -481,25 +499,30 @@ def test_executed_notebook_saves_the_final_widget_state(tmp_path):
     code = (
         "import torch, nasedu, nasedu.viz\n"
         "torch.set_num_threads(1)\n"
+        "import json\n"
         "dashboard = nasedu.viz.Dashboard()\n"
         f"result = nasedu.search('darts', callbacks=[dashboard], **{TINY!r})\n"
-        "print(dashboard.backend, len(result.history.steps))"
+        "layout = dashboard.figure_layout\n"
+        "print(json.dumps({'backend': dashboard.backend, 'steps': len(result.history.steps),\n"
+        "                  'heatmaps': layout.heatmap_trace, 'val_trace': layout.curve_trace['supernet_val_loss']}))"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert nb.cells[0].outputs[-1]["text"].strip() == f"widget {TINY_STEPS}"
+    printed = json.loads(nb.cells[0].outputs[-1]["text"])
+    assert (printed["backend"], printed["steps"]) == ("widget", TINY_STEPS)
+    heatmaps, val_trace = printed["heatmaps"], printed["val_trace"]
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     figures = [m for m in state.values() if "_widget_data" in m["state"]]
     assert len(figures) == 1  # one FigureWidget: plotly.js is shipped once
     fig = figures[0]
     assert _decoded_trace_x(fig, 0) == TINY_STEPS  # the final loss curve, not the empty one
-    assert _decoded_trace_x(fig, 2) == TINY["epochs"]
-    heat = fig["state"]["_widget_data"][dashboard_module.HEATMAP_TRACE["normal"]]
+    assert _decoded_trace_x(fig, int(val_trace)) == TINY["epochs"]
+    heat = fig["state"]["_widget_data"][heatmaps["normal"]]
     assert len(heat["z"]) == 5 and len(heat["z"][0]) == len(PRIMITIVES)
-    saved = {k: np.asarray(fig["state"]["_widget_data"][i]["z"]) for k, i in dashboard_module.HEATMAP_TRACE.items()}
-    assert fig["state"]["_widget_layout"]["coloraxis"]["cmax"] == pytest.approx(dashboard_module._colour_top(saved))
+    saved = {k: np.asarray(fig["state"]["_widget_data"][i]["z"]) for k, i in heatmaps.items()}
+    assert fig["state"]["_widget_layout"]["coloraxis"]["cmax"] == pytest.approx(panels.colour_top(saved))
     html_values = [m["state"].get("value", "") for m in state.values() if m["model_name"] == "HTMLModel"]
     assert any("finished: step 10/10" in v for v in html_values)
     assert any("<svg" in v for v in html_values)

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from nasedu.genotypes import (DARTS_V1, DARTS_V2, GENOTYPES, PRIMITIVES, Genotype, GenotypeError, derive_cell,
+from nasedu.genotypes import (DARTS_V1, DARTS_V2, GENOTYPES, PRIMITIVES, GenotypeError, derive_cell,
                               derive_genotype, edge_endpoints, genotype_from_json, genotype_to_json, load_genotype,
                               num_edges, parse_genotype)
 from nasedu.ops import OPS, UnknownOperationError, make_op

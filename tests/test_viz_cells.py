@@ -10,7 +10,7 @@ import torch
 from nasedu.genotypes import DARTS_V2, GENOTYPES, NASNet, Genotype, GenotypeError, derive_cell, num_edges
 from nasedu.ops import PRIMITIVES
 from nasedu.viz import cell_svg, draw_cell, draw_genotypes, draw_mixed_cell, save_cell_svgs
-from nasedu.viz import cells
+from nasedu.viz import diagram
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz's dot is not installed")
 
@@ -31,8 +31,8 @@ def _state(j: int) -> str:
 @pytest.fixture
 def forced_plotly(monkeypatch):
     """Pretend `dot` is missing and the one-time warning has not been shown yet."""
-    monkeypatch.setattr(cells, "_dot_available", lambda: False)
-    monkeypatch.setattr(cells, "_fallback_warned", False)
+    monkeypatch.setattr(diagram, "_dot_available", lambda: False)
+    monkeypatch.setattr(diagram, "_fallback_warned", False)
 
 
 # ---------------------------------------------------------------------------
@@ -202,8 +202,8 @@ def test_fallback_draw_genotypes_returns_figures(forced_plotly):
 
 
 def test_fallback_svg_without_kaleido_explains_how_to_install(forced_plotly, monkeypatch):
-    real_find_spec = cells.importlib.util.find_spec
-    monkeypatch.setattr(cells.importlib.util, "find_spec",
+    real_find_spec = diagram.importlib.util.find_spec
+    monkeypatch.setattr(diagram.importlib.util, "find_spec",
                         lambda name, *a: None if name == "kaleido" else real_find_spec(name, *a))
     with pytest.raises(RuntimeError, match="apt-get install graphviz"):
         cell_svg(DARTS_V2, "normal")

@@ -1,15 +1,16 @@
 """Search strategies, one file per paper. `STRATEGIES` maps the names the CLI
 and `nasedu.search` accept to their classes."""
-from .base import Strategy
+from .base import Strategy, SupernetStrategy
 from .darts import DARTS
+from .random_search import RandomSearch
 
-STRATEGIES = {"darts": DARTS}
+STRATEGIES = {"darts": DARTS, "random": RandomSearch}
 
-__all__ = ["Strategy", "DARTS", "STRATEGIES", "get_strategy"]
+__all__ = ["Strategy", "SupernetStrategy", "DARTS", "RandomSearch", "STRATEGIES", "get_strategy"]
 
 
 def get_strategy(name):
-    """The strategy class called `name` (e.g. ``"darts"``)."""
+    """The strategy class called `name` (e.g. ``"darts"``), or a `Strategy` subclass as it is."""
     if isinstance(name, type) and issubclass(name, Strategy):
         return name
     key = str(name).lower().replace("-", "_")

@@ -1,73 +1,158 @@
-"""What every search strategy provides to the search loop and the dashboard.
+"""The contract every search strategy keeps with the search loop and the dashboard.
 
 A strategy owns the architecture parameters of one paper (alpha, theta, a
-controller) and that paper's update rule; the supernet it is given holds the
-shared weights `w` and runs whatever architecture the strategy passes it.
+controller) and that paper's update rule. It sets itself up from a
+`nasedu.context.SearchContext` (the space, data streams, device, helpers) and
+never assumes a particular space: the loop and the dashboard work with any
+strategy through these methods.
+
+- ``step()``: one step of the paper's algorithm, drawing from
+  ``context.streams`` as many batches as it needs; returns numeric metrics.
+- ``steps_per_epoch()``, ``end_epoch(epoch)``, ``validate()``: the epoch's shape,
+  schedules, and the metrics measured at its end.
+- ``distributions()``: ``{name: Table}``, the probability of each option of
+  each decision (softmax(alpha), theta, a controller's per-token policy).
+- ``architecture()``: the discrete architecture derived right now.
+- ``state_dict()`` / ``load_state_dict()``: everything needed to resume exactly.
+
+`SupernetStrategy` adds what weight-sharing strategies have in common: the
+supernet the space builds, the weight optimizer, and validation of the
+supernet under the strategy's mixture and of the derived architecture alone.
 """
 from __future__ import annotations
 
-import contextlib
+import inspect
 
-import torch
+import torch.nn.functional as F
 
-from ..genotypes import Genotype
+from ..device import channels_last
+from ..training import WeightOptimizer, accuracy
 
-__all__ = ["Strategy", "accuracy"]
-
-
-def accuracy(logits, y) -> float:
-    return (logits.argmax(dim=1) == y).float().mean().item()
+__all__ = ["Strategy", "SupernetStrategy", "accuracy"]
 
 
 class Strategy:
-    """Base class: one search step, the architecture to evaluate, the per-edge
-    probabilities to display, the derived genotype, and saving/restoring state.
-
-    Subclasses set `name` and `paper`, and implement `step`,
-    `eval_architecture`, `probabilities`, `genotype`, `state_dict` and
-    `load_state_dict`.
-    """
+    """Base class. Subclasses set `name` and `paper`, take their
+    hyper-parameters as keyword arguments of ``__init__(self, context, ...)``
+    with the paper's defaults, and implement `step`, `distributions`,
+    `architecture`, `state_dict` and `load_state_dict`. A strategy that
+    trains networks calls ``context.require_data(name)``: a search may have
+    only a benchmark table's rewards."""
 
     name = "strategy"
     paper = ""
+    # The curves the dashboard draws: {panel title: [metric keys]}; keys may be
+    # step metrics (from `step`) or epoch metrics (from `validate`).
+    plots: dict = {}
+    # The epoch metric a progress bar shows.
+    headline = "val_acc"
 
-    def __init__(self, supernet, *, epochs: int, steps_per_epoch: int, device="cpu", amp: bool = False):
-        self.supernet = supernet
-        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
-        self.device = torch.device(device)
-        # bfloat16 needs no loss scaling, so one code path serves every optimizer here.
-        self.amp = bool(amp) and self.device.type == "cuda"
+    def __init__(self, context):
+        self.context = context
+        self.space = context.space
 
-    def autocast(self):
-        if self.amp:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    @classmethod
+    def options(cls) -> dict:
+        """The hyper-parameters ``__init__`` takes, with their defaults (the paper's)."""
+        params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # after self, context
+        return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
 
-    def step(self, train_batch, arch_batch) -> dict:
-        """One search step on a batch for `w` and a batch for the architecture.
-        Returns metrics (e.g. ``train_loss``, ``train_acc``, ``arch_loss``)."""
+    # -- the loop calls these ----------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        """Steps in one epoch: by default one pass over the `w` half of the training split."""
+        self.context.require_data(self.name)
+        return self.context.streams.w.batches_per_pass
+
+    def step(self) -> dict:
         raise NotImplementedError
 
     def end_epoch(self, epoch: int) -> None:
         """Called after each epoch (learning-rate schedules step here)."""
 
-    def eval_architecture(self) -> dict:
-        """The architecture the supernet is evaluated with on validation data."""
-        raise NotImplementedError
-
-    def probabilities(self) -> dict:
-        """Per-edge operation probabilities ``{"normal": [E, O], "reduce": [E, O]}``."""
-        raise NotImplementedError
-
-    def genotype(self) -> Genotype:
-        raise NotImplementedError
-
-    def hyperparameters(self) -> dict:
-        """The settings that define the run (compared when a search resumes)."""
+    def validate(self) -> dict:
+        """Metrics measured at the end of each epoch (``{"key": number}``)."""
         return {}
 
+    # -- what it shows ------------------------------------------------------------------
+    def distributions(self) -> dict:
+        raise NotImplementedError
+
+    def architecture(self):
+        raise NotImplementedError
+
+    # -- saving and resuming ------------------------------------------------------------
     def state_dict(self) -> dict:
         raise NotImplementedError
 
     def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
+
+
+class SupernetStrategy(Strategy):
+    """A strategy that trains the shared weights `w` of a supernet.
+
+    It asks the space for the supernet, owns it (its weights are in the
+    strategy's `state_dict`) and trains it with a `WeightOptimizer` (SGD with
+    momentum, a cosine schedule, clipping). Subclasses implement `mixture`: the
+    architecture argument the supernet is validated under (softmax(alpha) for
+    DARTS).
+    """
+
+    plots = {"loss": ["train_loss", "arch_loss", "supernet_val_loss", "oneshot_val_loss"],
+             "accuracy": ["train_acc", "arch_acc", "supernet_val_acc", "oneshot_val_acc"]}
+    headline = "supernet_val_acc"
+
+    def __init__(self, context, *, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
+                 w_nesterov=False):
+        super().__init__(context)
+        context.require_data(self.name)
+        self.supernet = channels_last(self.space.supernet(context.num_classes, context.in_channels).to(context.device),
+                                      context.device)
+        self.w_optimizer = WeightOptimizer(self.supernet.parameters(), epochs=context.epochs, lr=w_lr, lr_min=w_lr_min,
+                                           momentum=w_momentum, weight_decay=w_weight_decay, grad_clip=grad_clip,
+                                           nesterov=w_nesterov)
+
+    def mixture(self) -> dict:
+        """The architecture argument the supernet is validated under (detached)."""
+        raise NotImplementedError
+
+    def loss(self, x, y, arch):
+        """Cross-entropy of the supernet running `arch` on ``(x, y)``, and the logits."""
+        with self.context.precision.autocast():
+            logits = self.supernet(x, arch)
+            return F.cross_entropy(logits.float(), y), logits
+
+    def w_step(self, batch, arch) -> dict:
+        """One step on `w`: descend grad_w L_train(w, arch) on `batch`."""
+        x, y = batch
+        self.w_optimizer.zero_grad()
+        loss, logits = self.loss(x, y, arch)
+        loss.backward()
+        self.w_optimizer.step()
+        return {"train_loss": loss.item(), "train_acc": accuracy(logits, y)}
+
+    def end_epoch(self, epoch):
+        self.w_optimizer.end_epoch()
+
+    def validate(self) -> dict:
+        """The shared weights on the validation split, two ways (neither is a
+        retrained network's accuracy):
+
+        - ``supernet_val_*``: the supernet under the strategy's mixture, in
+          eval mode (running BatchNorm statistics), as DARTS's ``infer`` does;
+        - ``oneshot_val_*``: the currently derived architecture alone (its hard
+          path), BatchNorm on batch statistics (`nasedu.training.batch_statistics`).
+
+        The gap between them is the discretisation gap (notebook 07)."""
+        loss, acc = self.context.evaluate(self.supernet, self.mixture())
+        hard = {k: v.to(self.context.device) for k, v in self.space.encode(self.architecture()).items()}
+        one_loss, one_acc = self.context.evaluate(self.supernet, hard, bn="batch")
+        return {"supernet_val_loss": loss, "supernet_val_acc": acc, "oneshot_val_loss": one_loss,
+                "oneshot_val_acc": one_acc}
+
+    def state_dict(self) -> dict:
+        return {"supernet": self.supernet.state_dict(), "w_optimizer": self.w_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.w_optimizer.load_state_dict(state["w_optimizer"])

@@ -3,125 +3,54 @@
     >>> dashboard = nasedu.viz.Dashboard()
     >>> result = nasedu.search("darts", callbacks=[dashboard])
 
-`Dashboard` is a search callback (see `nasedu.search.Callback`). While the
-search runs it shows
+`Dashboard` is a search callback (see `nasedu.callbacks.Callback`). It draws
+whatever the strategy shows, without knowing which strategy or space it is:
 
-- the loss and accuracy on the split that trains the weights `w` and on the
-  split that trains the architecture, and on validation data every epoch;
-- the strategy's per-edge operation probabilities for the normal and the
-  reduction cell (softmax(alpha) for DARTS, theta for SNAS and ASNG, a
-  controller's marginals for ENAS: whatever `strategy.probabilities()` gives);
-- the per-edge entropy of those probabilities over time (1: every operation
-  equally likely, 0: the edge has decided), where convergence and collapse show;
-- the cells derived from the probabilities by the DARTS rule, redrawn when
-  they change, with the edges that changed marked;
-- a status line (step, epoch, device, speed, time left; "stopped" after an
-  interrupt).
+- the curves the strategy declares (``strategy.plots``: losses and accuracies
+  of the weight split, the architecture split and validation for DARTS; reward
+  and best reward for random search);
+- a heatmap per distribution table (``strategy.distributions()``:
+  softmax(alpha) for DARTS, theta for SNAS and ASNG, a controller's policy),
+  rows and columns labelled as the table says, masked options left blank;
+- the entropy of every row over time (1: every option equally likely, 0: the
+  row has decided), where convergence and collapse show;
+- the architecture the strategy derives right now (``strategy.architecture()``),
+  drawn by its space, redrawn when it changes, with the changed decisions marked;
+- a status line (step, epoch, device, speed, time left; "stopped" after an interrupt).
 
 After the search a slider scrubs through the recorded snapshots, and
 `Dashboard.replay(history)` shows a saved run without training.
 
 How it stays cheap: the callbacks only append numbers to a `DashboardState`
-(plain Python and numpy, no drawing); a renderer pushes that state to the
-front end at most `max_updates_per_second` times (one batched message per
-push) and always at the end of each epoch and of the search. Cells are drawn
-by graphviz in a worker thread, only when the derived genotype changes.
-
-Backends: "widget" (plotly `FigureWidget` inside ipywidgets: JupyterLab,
-Notebook 7, VS Code), "colab" (static plotly figures and SVG redrawn through
-display handles, at most once a second: Colab's FigureWidget support is
-unreliable), "none" (no front end: the state is recorded, nothing is drawn).
-"auto" picks one from the environment.
+(plain Python and numpy, no drawing); a `nasedu.viz.live.LiveView` pushes it
+to the front end at most `max_updates_per_second` times (one batched message
+per push) and always at the end of each epoch and of the search. Architectures
+are drawn by graphviz in a worker thread, at most `max_cell_draws_per_second`,
+only when they change.
 """
 from __future__ import annotations
 
 import html
-import json
 import math
-import re
-import sys
-import time
+import numbers
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from copy import deepcopy
 
 import numpy as np
-from plotly.basedatatypes import Undefined  # "leave this trace as it is" in a plotly_update
 
-from ..genotypes import PRIMITIVES, Genotype, edge_endpoints, genotype_from_json
-from ..search import Callback, History
+from ..architecture import changed_decisions
+from ..callbacks import Callback
+from ..history import History
+from .diagram import inline_svg, mark_changed
+from .live import BACKENDS, LiveView, Throttle, choose_backend
+from .panels import FigureLayout, apply_state, build_figure, normalised_entropy
 
-__all__ = ["Dashboard", "DashboardState", "edge_labels", "choose_backend", "BACKENDS"]
-
-BACKENDS = ("auto", "widget", "colab", "none")
-COLAB_MAX_UPDATES_PER_SECOND = 1.0
-KINDS = ("normal", "reduce")
-KIND_TITLES = {"normal": "normal cell", "reduce": "reduction cell"}
-
-# Curves: (state key, legend name, colour, split). Loss and accuracy share colours per split.
-CURVES = (
-    ("train_loss", "w split (train)", "#4e79a7"),
-    ("arch_loss", "architecture split", "#f28e2b"),
-    ("val_loss", "validation", "#59a14f"),
-    ("train_acc", "w split (train)", "#4e79a7"),
-    ("arch_acc", "architecture split", "#f28e2b"),
-    ("val_acc", "validation", "#59a14f"),
-)
-EPOCH_CURVES = ("val_loss", "val_acc")
-# Trace order in the figure: the six curves, the two heatmaps, then one entropy line per edge and cell.
-HEATMAP_TRACE = {"normal": 6, "reduce": 7}
-FIRST_ENTROPY_TRACE = 8
-# Entropy lines are coloured by the node the edge enters (Tableau 10).
-NODE_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
-CHANGED_GLOW = "#ff9f1c"
+__all__ = ["Dashboard", "DashboardState", "choose_backend", "BACKENDS", "default_plots"]
 
 
 # ---------------------------------------------------------------------------
-# Names and small helpers
+# Small helpers
 # ---------------------------------------------------------------------------
-
-def _state_name(j: int) -> str:
-    """Input j of a cell as the DARTS paper names it: c_{k-2}, c_{k-1}, then node j-2."""
-    return ("c_{k-2}", "c_{k-1}")[j] if j < 2 else str(j - 2)
-
-
-def edge_labels(steps: int) -> list[str]:
-    """Readable labels of a cell's edges in `edge_endpoints` order, e.g. ``c_{k-1} -> 0``."""
-    return [f"{_state_name(j)} -> {i - 2}" for j, i in edge_endpoints(steps)]
-
-
-def _in_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
-def _shell():
-    """The running IPython shell, or None (plain Python)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return None
-    try:
-        return ipython.get_ipython()
-    except Exception:  # an IPython too broken to ask: treat as no front end
-        return None
-
-
-def _has_front_end() -> bool:
-    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code): a shell that talks ZMQ."""
-    shell = _shell()
-    return shell is not None and any(c.__name__ == "ZMQInteractiveShell" for c in type(shell).__mro__)
-
-
-def choose_backend(backend: str = "auto") -> str:
-    """Resolve `backend`: "auto" gives "colab" on Colab, "widget" in a Jupyter
-    kernel with a front end, else "none"."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend != "auto":
-        return backend
-    if _in_colab():
-        return "colab"
-    return "widget" if _has_front_end() else "none"
-
 
 def _duration(seconds) -> str:
     if seconds is None or not math.isfinite(seconds):
@@ -132,16 +61,6 @@ def _duration(seconds) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def _normalised_entropy(P: np.ndarray) -> np.ndarray:
-    """Entropy of each row of `P` divided by log(#ops): 1 = uniform, 0 = one-hot."""
-    n_ops = P.shape[1]
-    if n_ops < 2:
-        return np.zeros(P.shape[0])
-    Q = np.clip(P, 1e-12, 1.0)
-    # Clipped: float32 rows need not sum to exactly 1.
-    return np.clip(-(P * np.log(Q)).sum(axis=1) / math.log(n_ops), 0.0, 1.0)
 
 
 def _downsample(x: np.ndarray, y: np.ndarray, window: int):
@@ -159,50 +78,25 @@ def _downsample(x: np.ndarray, y: np.ndarray, window: int):
     return xs, ys
 
 
-def derive_cell_numpy(P: np.ndarray, steps: int, primitives) -> list[tuple[str, int]]:
-    """`nasedu.genotypes.derive_cell` (the DARTS rule) in numpy.
-
-    The same rule and tie-breaking; numpy because a dashboard derives a cell
-    several times a second, and a small torch op on a busy CPU can wait
-    milliseconds for torch's thread pool. tests/test_dashboard.py checks it
-    against `derive_cell`."""
-    candidates = [k for k, name in enumerate(primitives) if name != "none"]
-    gene, start = [], 0
-    for i in range(steps):
-        rows = P[start:start + i + 2][:, candidates]
-        strength = rows.max(axis=1)
-        # Stable sort: equal strengths keep the lower input first; argmax takes the lower op on ties.
-        for j in np.argsort(-strength, kind="stable")[:2]:
-            gene.append((primitives[candidates[int(np.argmax(rows[j]))]], int(j)))
-        start += i + 2
-    return gene
+def _numeric(record: dict) -> dict:
+    return {k: float(v) for k, v in record.items() if k not in ("step", "epoch", "seconds")
+            and isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def _cell_edges(genotype: Genotype, kind: str) -> dict:
-    """{(input j, node index): op} of the `kind` cell."""
-    return {(j, k // 2 + 2): op for k, (op, j) in enumerate(getattr(genotype, kind))}
+def default_plots(keys) -> dict:
+    """Panels for a strategy that declares none: losses, accuracies, the rest."""
+    keys = [k for k in keys if k != "lr"]
+    panels = {"loss": [k for k in keys if k.endswith("_loss")], "accuracy": [k for k in keys if k.endswith("_acc")]}
+    panels["metrics"] = [k for k in keys if k not in panels["loss"] + panels["accuracy"]]
+    return {title: ks for title, ks in panels.items() if ks}
 
 
-def cell_changes(old: Genotype | None, new: Genotype, kind: str) -> list[tuple[str, str | None, str | None]]:
-    """Edges of the `kind` cell that differ between `old` and `new`:
-    ``(edge label, old op or None, new op or None)``, in edge order."""
+def _describe_change(key, old, new) -> str:
     if old is None:
-        return []
-    before, after = _cell_edges(old, kind), _cell_edges(new, kind)
-    changes = []
-    for key in sorted(set(before) | set(after), key=lambda e: (e[1], e[0])):
-        if before.get(key) != after.get(key):
-            j, i = key
-            changes.append((f"{_state_name(j)} -> {i - 2}", before.get(key), after.get(key)))
-    return changes
-
-
-def _describe_change(label, old, new) -> str:
-    if old is None:
-        return f"{label}: added ({new})"
+        return f"{key}: added ({new})"
     if new is None:
-        return f"{label}: dropped ({old})"
-    return f"{label}: {old} \u2192 {new}"
+        return f"{key}: dropped ({old})"
+    return f"{key}: {old} \u2192 {new}"
 
 
 # ---------------------------------------------------------------------------
@@ -214,98 +108,104 @@ class DashboardState:
 
     The callbacks update it; renderers only read it. Tests inspect it directly.
 
-    - ``curves[key] = (steps, values)`` for train_loss, arch_loss, train_acc,
-      arch_acc (per step) and val_loss, val_acc (per epoch);
-    - ``frames``: the recorded probability snapshots, ``{"step", "epoch",
-      "probabilities": {"normal": [E, O] array, "reduce": ...}}`` sorted by step;
-    - ``entropy_steps`` and ``entropy[kind]`` (``[len(entropy_steps), E]``);
+    - ``tables``: ``{name: layout}`` (rows, columns, mask, title); ``plots``:
+      ``{panel: [metric keys]}``; ``space``: the search space (parses architectures);
+    - ``curves[key] = (steps, values)`` per step and ``epoch_curves[key]`` per epoch;
+    - ``frames``: the recorded snapshots, ``{"step", "epoch", "probabilities":
+      {table: array}, "architecture": data}`` sorted by step;
+    - ``entropy_steps`` and ``entropy[table]`` (``[len(entropy_steps), rows]``);
     - ``probabilities``/``probabilities_step``: what the heatmaps show now;
-    - ``genotype``, ``genotype_step``, ``changes[kind]`` (edges changed since
-      the previous drawn genotype) and ``genotype_version`` (+1 per change);
+    - ``architecture``, ``architecture_step``, ``changes`` (``[(key, old, new)]``
+      since the architecture drawn before) and ``architecture_version`` (+1 per change);
     - ``status``: the status line.
     """
-
-    CURVE_KEYS = ("train_loss", "arch_loss", "train_acc", "arch_acc", "val_loss", "val_acc")
 
     def __init__(self):
         self.reset()
 
     def reset(self):
         self.meta: dict = {}
-        self.primitives: list[str] = []
-        self.steps = 0
-        self.multiplier = 0
-        self.edge_labels: list[str] = []
+        self.tables: dict = {}
+        self.plots: dict | None = None
+        self.space = None
         self.total_steps = None
         self.epochs = None
-        self.curves = {k: ([], []) for k in self.CURVE_KEYS}
+        self.curves: dict = {}
+        self.epoch_curves: dict = {}
         self.frames: list[dict] = []
         self._frame_steps: dict[int, int] = {}
         self.entropy_steps: list[int] = []
-        self.entropy = {k: [] for k in KINDS}
+        self.entropy: dict = {}
         self.probabilities = None
         self.probabilities_step = None
-        self.genotype = None
-        self.genotype_step = None
-        self.changes = {k: [] for k in KINDS}
-        self.genotype_version = 0
-        self.drawn_genotype = None
+        self.architecture = None
+        self.architecture_step = None
+        self.changes: list = []
+        self.architecture_version = 0
+        self.drawn_architecture = None
         self.curves_version = 0  # +1 per change, so renderers resend only what changed
         self.frames_version = 0
+        self.layout_version = 0  # +1 when the panels or tables change shape
         self.status = "waiting for the search to start"
         self.finished = False
         self.interrupted = False
 
     # -- set-up ----------------------------------------------------------------
     def configure(self, meta: dict):
-        """Read the cell shape and operation names from a history's `meta`."""
-        config = meta.get("config", {})
+        """Read the tables, the panels and the space from a history's `meta`."""
         self.meta = dict(meta)
-        self.primitives = list(meta.get("primitives") or config.get("primitives") or PRIMITIVES)
-        self.steps = int(meta.get("steps") or config.get("steps") or 4)
-        self.multiplier = int(meta.get("multiplier") or config.get("multiplier") or self.steps)
-        self.edge_labels = edge_labels(self.steps)
-        self.epochs = config.get("epochs")
+        self.tables = {k: dict(v) for k, v in (meta.get("tables") or {}).items()}
+        self.plots = {k: list(v) for k, v in meta["plots"].items()} if meta.get("plots") else None
+        self.entropy = {k: [] for k in self.tables}
+        self.epochs = meta.get("config", {}).get("epochs")
+        if meta.get("space"):
+            from ..spaces import get_space
+
+            self.space = get_space(meta["space"])
+        self.layout_version += 1
 
     def load_history(self, history: History):
         """Take in everything `history` already holds (a resumed or a saved run)."""
         for record in history.steps:
             self.add_step(record)
         for snapshot in history.snapshots:
-            self.add_frame(snapshot["step"], snapshot.get("epoch"), snapshot["probabilities"])
+            self.add_frame(snapshot["step"], snapshot.get("epoch"), snapshot["distributions"],
+                           snapshot.get("architecture"), snapshot.get("layout"))
         for record in history.epochs:
             self.add_epoch(record)
 
     # -- updates (called by the callbacks: cheap) -----------------------------
     def add_step(self, record: dict):
         self.curves_version += 1
-        step = record["step"]
-        for key in ("train_loss", "arch_loss", "train_acc", "arch_acc"):
-            value = record.get(key)
-            if value is not None:
-                xs, ys = self.curves[key]
-                xs.append(step)
-                ys.append(float(value))
+        numeric = _numeric(record)
+        if self.plots is None and numeric:
+            self.plots = default_plots(numeric)
+            self.layout_version += 1
+        for key, value in numeric.items():
+            xs, ys = self.curves.setdefault(key, ([], []))
+            xs.append(record["step"])
+            ys.append(value)
 
     def add_epoch(self, record: dict):
         self.curves_version += 1
-        step = record["step"]
-        for key in EPOCH_CURVES:
-            value = record.get(key)
-            if value is not None:
-                xs, ys = self.curves[key]
-                xs.append(step)
-                ys.append(float(value))
-        if record.get("probabilities"):
-            self.add_frame(step, record.get("epoch"), record["probabilities"])
+        for key, value in _numeric(record).items():
+            xs, ys = self.epoch_curves.setdefault(key, ([], []))
+            xs.append(record["step"])
+            ys.append(value)
+        if record.get("distributions"):
+            self.add_frame(record["step"], record.get("epoch"), record["distributions"], record.get("architecture"))
 
-    def add_frame(self, step: int, epoch, probabilities: dict):
-        """Record a snapshot of the per-edge probabilities (once per step)."""
+    def add_frame(self, step: int, epoch, distributions: dict, architecture=None, layout=None):
+        """Record a snapshot of the distributions (once per step)."""
         if step in self._frame_steps:
             return
+        if layout is not None and layout != self.tables:  # the strategy's tables changed shape
+            self.tables = {k: dict(v) for k, v in layout.items()}
+            self.entropy_steps, self.entropy = [], {k: [] for k in self.tables}
+            self.layout_version += 1
         self.frames_version += 1
-        probs = {k: np.asarray(probabilities[k], dtype=np.float64) for k in KINDS}
-        frame = {"step": step, "epoch": epoch, "probabilities": probs}
+        probs = {k: np.asarray(P, dtype=np.float64) for k, P in distributions.items()}
+        frame = {"step": step, "epoch": epoch, "probabilities": probs, "architecture": architecture}
         if self.frames and step < self.frames[-1]["step"]:  # out of order: keep sorted
             self.frames.append(frame)
             self.frames.sort(key=lambda f: f["step"])
@@ -315,74 +215,88 @@ class DashboardState:
         self._frame_steps[step] = len(self.frames)
         self.frames.append(frame)
         self.entropy_steps.append(step)
-        for k in KINDS:
-            self.entropy[k].append(_normalised_entropy(probs[k]))
+        for name in self.tables:
+            self.entropy.setdefault(name, []).append(self._entropy(name, probs))
+
+    def _entropy(self, name, probs):
+        mask = self.tables[name].get("mask")
+        P = probs.get(name)
+        if P is None or P.shape != (len(self.tables[name]["rows"]), len(self.tables[name]["columns"])):
+            return np.full(len(self.tables[name]["rows"]), np.nan)
+        return normalised_entropy(P, None if mask is None else np.asarray(mask, dtype=bool))
 
     def _rebuild_entropy(self):
         self.entropy_steps = [f["step"] for f in self.frames]
-        self.entropy = {k: [_normalised_entropy(f["probabilities"][k]) for f in self.frames] for k in KINDS}
+        self.entropy = {name: [self._entropy(name, f["probabilities"]) for f in self.frames] for name in self.tables}
 
     def set_probabilities(self, step: int, probabilities: dict):
-        """What the heatmaps show: ``{"normal": [E, O], "reduce": [E, O]}`` at `step`."""
-        self.probabilities = {k: np.asarray(probabilities[k], dtype=np.float64) for k in KINDS}
+        """What the heatmaps show: ``{table: [rows, options]}`` at `step`."""
+        self.probabilities = {k: np.asarray(P, dtype=np.float64) for k, P in probabilities.items()}
         self.probabilities_step = step
 
-    def derive(self, probabilities: dict | None = None) -> Genotype:
-        """The genotype the DARTS rule derives from `probabilities` (default: the current ones)."""
-        P = self.probabilities if probabilities is None else probabilities
-        concat = list(range(2 + self.steps - self.multiplier, self.steps + 2))
-        normal, reduce = (derive_cell_numpy(np.asarray(P[k], dtype=np.float64), self.steps, self.primitives)
-                          for k in KINDS)
-        return Genotype(normal=normal, normal_concat=concat, reduce=reduce, reduce_concat=list(concat))
+    def shown_probabilities(self, name: str):
+        """Table `name` as the heatmap shows it: masked options blank (None)."""
+        P = self.probabilities[name]
+        mask = self.tables.get(name, {}).get("mask")
+        if mask is None:
+            return P
+        return [[float(p) if ok else None for p, ok in zip(row, mrow)] for row, mrow in zip(P, mask)]
 
-    def set_genotype(self, genotype: Genotype, step) -> bool:
-        """Show `genotype`; returns whether it differs from the one shown. The
-        edges that differ from the last drawn genotype go into `changes`."""
-        genotype = Genotype(*genotype)
-        if self.genotype is not None and _same_genotype(genotype, self.genotype):
+    def set_architecture(self, architecture, step) -> bool:
+        """Show `architecture`; returns whether it differs from the one shown.
+        The decisions that differ from the last drawn one go into `changes`."""
+        if self.architecture is not None and architecture.to_data() == self.architecture.to_data():
             return False
-        self.genotype, self.genotype_step = genotype, step
-        self.changes = {k: cell_changes(self.drawn_genotype, genotype, k) for k in KINDS}
-        self.genotype_version += 1
+        self.architecture, self.architecture_step = architecture, step
+        self.changes = changed_decisions(self.drawn_architecture, architecture)
+        self.architecture_version += 1
         return True
 
-    def mark_drawn(self, genotype: Genotype | None = None) -> dict:
-        """`genotype` (default: the current one) is on screen: later changes
-        are counted from it. Returns its edges changed since the cells drawn
-        before, ``{kind: [(edge, old op, new op), ...]}``."""
-        genotype = self.genotype if genotype is None else genotype
-        if genotype is None:
-            return {k: [] for k in KINDS}
-        drawn = {k: cell_changes(self.drawn_genotype, genotype, k) for k in KINDS}
-        self.drawn_genotype = genotype
-        if _same_genotype(genotype, self.genotype):
+    def mark_drawn(self, architecture=None) -> list:
+        """`architecture` (default: the current one) is on screen: later changes
+        are counted from it. Returns its decisions changed since the one drawn before."""
+        architecture = self.architecture if architecture is None else architecture
+        if architecture is None:
+            return []
+        drawn = changed_decisions(self.drawn_architecture, architecture)
+        self.drawn_architecture = architecture
+        if self.architecture is not None and architecture.to_data() == self.architecture.to_data():
             self.changes = drawn
-        else:  # an older genotype's drawing: the current one's changes now count from it
-            self.changes = {k: cell_changes(genotype, self.genotype, k) for k in KINDS}
+        else:  # an older architecture's drawing: the current one's changes now count from it
+            self.changes = changed_decisions(architecture, self.architecture)
         return drawn
+
+    def frame_architecture(self, index: int):
+        data = self.frames[index].get("architecture")
+        return None if data is None or self.space is None else self.space.from_data(data)
 
     # -- reading ----------------------------------------------------------------
     def series(self, key: str, window: int | None = None):
-        """``(x, y)`` float arrays of curve `key`, averaged down to `window` points."""
-        xs, ys = self.curves[key]
+        """``(x, y, per_epoch)`` of metric `key`: per step when the steps report
+        it, else per epoch; averaged down to `window` points."""
+        per_epoch = not self.curves.get(key, ([], []))[0]
+        xs, ys = (self.epoch_curves if per_epoch else self.curves).get(key, ([], []))
         x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        return _downsample(x, y, window) if window else (x, y)
+        if window:
+            x, y = _downsample(x, y, window)
+        return x, y, per_epoch
 
-    def entropy_series(self, kind: str, window: int | None = None):
-        """``(steps, [T, E] entropies)`` of the `kind` cell, averaged down to `window` points."""
+    def entropy_series(self, name: str, window: int | None = None):
+        """``(steps, [T, rows] entropies)`` of table `name`, averaged down to `window` points."""
         x = np.asarray(self.entropy_steps, dtype=np.float64)
-        E = len(self.edge_labels)
-        y = np.asarray(self.entropy[kind], dtype=np.float64).reshape(len(x), E) if len(x) else np.zeros((0, E))
+        R = len(self.tables[name]["rows"])
+        values = self.entropy.get(name, [])
+        y = np.asarray(values, dtype=np.float64).reshape(len(values), R) if values else np.zeros((0, R))
+        x = x[len(x) - len(y):]
         return _downsample(x, y, window) if window else (x, y)
 
     def frame_index(self, step: int) -> int | None:
         return self._frame_steps.get(step)
 
 
-def _same_genotype(a: Genotype, b: Genotype) -> bool:
-    return all(list(map(tuple, getattr(a, f))) == list(map(tuple, getattr(b, f))) if f in KINDS
-               else list(getattr(a, f)) == list(getattr(b, f)) for f in Genotype._fields)
-
+# ---------------------------------------------------------------------------
+# Status lines
+# ---------------------------------------------------------------------------
 
 def _speed(rate: float) -> str:
     return f"{rate:.1f} steps/s" if rate >= 0.95 else f"{1 / rate:.1f} s/step"
@@ -399,7 +313,15 @@ def _status_running(run) -> str:
     return " \u00b7 ".join(parts)
 
 
+def _headline(meta, record) -> str | None:
+    key = meta.get("headline")
+    value = record.get(key) if key else None
+    return f"{key.replace('_', ' ')} {value:.3f}" if isinstance(value, float) else None
+
+
 def _status_finished(run, result) -> str:
+    if result.error:
+        return f"diverged at step {run.global_step}: {result.error}"
     if result.interrupted:
         if result.out:
             return f"stopped at step {run.global_step} (checkpoint saved; run the cell again to resume)"
@@ -409,8 +331,9 @@ def _status_finished(run, result) -> str:
              str(run.device.type)]
     if run.steps_per_second > 0:
         parts.append(_speed(run.steps_per_second))
-    if result.val_acc is not None:
-        parts.append(f"val acc {result.val_acc:.3f}")
+    headline = _headline(result.history.meta, result.metrics)
+    if headline:
+        parts.append(headline)
     return " \u00b7 ".join(parts)
 
 
@@ -420,57 +343,29 @@ def _status_replay(history: History) -> str:
     parts = [f"replay of a saved {meta.get('strategy', 'search')} run", f"{steps} steps", f"{len(history.epochs)} epochs"]
     if meta.get("device"):
         parts.append(f"trained on {meta['device']}")
-    if history.epochs and history.epochs[-1].get("val_acc") is not None:
-        parts.append(f"val acc {history.epochs[-1]['val_acc']:.3f}")
+    headline = _headline(meta, history.epochs[-1]) if history.epochs else None
+    if headline:
+        parts.append(headline)
     return " \u00b7 ".join(parts)
 
 
 # ---------------------------------------------------------------------------
-# Cells: SVG drawn in a worker thread, cached per cell
+# Architectures: SVG drawn in a worker thread, cached per part
 # ---------------------------------------------------------------------------
 
-def _inline_svg(svg: str) -> str:
-    start = svg.find("<svg")
-    return svg[start:] if start >= 0 else svg
-
-
-_GROUP_START = re.compile(r'<g id="(?:edge|node)\d+" class="[^"]*">')
-
-
-def mark_changed_edges(svg: str, changed: set) -> str:
-    """Highlight the edges of a `cell_svg` drawing whose ``(tail, head, op)``
-    is in `changed` (names as drawn: ``c_{k-1}``, ``0``): thicker pen, a glow,
-    bold label."""
-    if not changed:
-        return svg
-    starts = [m.start() for m in _GROUP_START.finditer(svg)] + [len(svg)]
-    pieces, last = [svg[:starts[0]]], starts[0]
-    for a, b in zip(starts, starts[1:]):
-        part = svg[a:b]
-        title = re.search(r'xlink:title="([^"]*)"', part)
-        if part.startswith('<g id="edge') and title:
-            op, _, ends = html.unescape(title.group(1)).partition(": ")
-            tail, _, head = ends.partition(" -> ")
-            if (tail, head, op) in changed:
-                part = part.replace('class="edge', f'style="filter: drop-shadow(0 0 3px {CHANGED_GLOW})" class="edge', 1)
-                part = re.sub(r'stroke-width="[\d.]+"', 'stroke-width="4"', part)
-                part = part.replace("<text ", '<text font-weight="bold" ')
-        pieces.append(part)
-        last = b
-    return "".join(pieces) + svg[last:]
-
-
-def _text_cell(genotype: Genotype, kind: str) -> str:
-    """The cell as text, where no SVG can be drawn (no graphviz `dot`, no kaleido)."""
-    rows = [f"{_state_name(j)} -> {k // 2}: {op}" for k, (op, j) in enumerate(getattr(genotype, kind))]
+def _text_part(architecture, part: str) -> str:
+    """The part as text, where no SVG can be drawn (no graphviz `dot`, no kaleido)."""
+    prefix = f"{architecture.part_titles.get(part, part)}: "
+    rows = [f"{k[len(prefix):] if k.startswith(prefix) else k}: {v}" for k, v in architecture.decisions().items()
+            if k.startswith(prefix) or len(architecture.parts) == 1]
     return ("<pre style='margin:0'>" + html.escape("\n".join(rows)) +
             "\n(install graphviz to see the drawing)</pre>")
 
 
-class _CellPainter:
-    """Draws cells off the training thread: `dot` runs in a subprocess from a
-    worker thread, so the search keeps stepping while it draws. Results are
-    picked up by the caller at its next draw; SVGs are cached per cell."""
+class _Painter:
+    """Draws architectures off the training thread: `dot` runs in a subprocess
+    from a worker thread, so the search keeps stepping while it draws. Results
+    are picked up by the caller at its next draw; SVGs are cached per part."""
 
     CACHE = 128
 
@@ -480,390 +375,58 @@ class _CellPainter:
         self.draws = 0  # SVGs actually drawn (cache misses)
 
     @staticmethod
-    def _key(genotype, kind):
-        return kind, tuple(map(tuple, getattr(genotype, kind))), tuple(getattr(genotype, f"{kind}_concat"))
+    def _key(architecture, part):
+        # What the part's drawing shows, so a change elsewhere (the other cell) keeps this part's drawing.
+        return repr(architecture.diagram(part))
 
-    def _draw(self, genotype, kind) -> str:
-        from .cells import cell_svg
-
+    def _draw(self, architecture, part) -> str:
         try:
-            return _inline_svg(cell_svg(genotype, kind))
+            return inline_svg(architecture.svg(part))
         except Exception:  # no dot and no kaleido, or dot failing: fall back to text
-            return _text_cell(genotype, kind)
+            return _text_part(architecture, part)
 
-    def cached(self, genotype, kind):
-        return self._cache.get(self._key(genotype, kind))
+    def cached(self, architecture):
+        return all(self._key(architecture, p) in self._cache for p in architecture.parts)
 
-    def submit(self, genotype):
-        """Start drawing both cells of `genotype`; returns a future of ``{kind: svg}``."""
+    def submit(self, architecture):
+        """Start drawing every part of `architecture`; returns a future of ``{part: svg}``."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nasedu-cells")
-        return self._pool.submit(self.svgs, genotype)
+        return self._pool.submit(self.svgs, architecture)
 
-    def svgs(self, genotype) -> dict:
+    def svgs(self, architecture) -> dict:
         out = {}
-        for kind in KINDS:
-            key = self._key(genotype, kind)
+        for part in architecture.parts:
+            key = self._key(architecture, part)
             svg = self._cache.get(key)
             if svg is None:
-                svg = self._draw(genotype, kind)
+                svg = self._draw(architecture, part)
                 self.draws += 1
                 self._cache[key] = svg
                 while len(self._cache) > self.CACHE:
                     self._cache.popitem(last=False)
-            out[kind] = svg
+            out[part] = svg
         return out
 
 
-def _cells_html(svgs: dict, genotype: Genotype, changes: dict, step, note: str = "") -> str:
-    """Both cells side by side, with the changed edges highlighted and listed."""
+def _cells_html(svgs: dict, architecture, changes: list, step, note: str = "") -> str:
+    """Every part side by side, with the changed decisions highlighted and listed."""
+    marked = [key for key, _, new in changes if new is not None]
     figures = []
-    for kind in KINDS:
-        changed = {(label.split(" -> ")[0], label.split(" -> ")[1], new) for label, _, new in changes.get(kind, [])
-                   if new is not None}
-        svg = mark_changed_edges(svgs[kind], changed) if changed else svgs[kind]
+    for part in architecture.parts:
+        svg = mark_changed(svgs[part], marked) if marked else svgs[part]
         figures.append(
-            f'<figure class="nasedu-cell nasedu-cell-{kind}" style="margin:0;display:flex;flex-direction:column;'
+            f'<figure class="nasedu-cell nasedu-cell-{part}" style="margin:0;display:flex;flex-direction:column;'
             f'align-items:center">{svg}<figcaption style="font-family:sans-serif;font-size:13px">'
-            f'{KIND_TITLES[kind]}</figcaption></figure>')
-    lines = [f"{KIND_TITLES[k]}: " + "; ".join(_describe_change(*c) for c in changes[k]) for k in KINDS if changes.get(k)]
-    where = f"derived at step {step}" if step is not None else "derived cells"
+            f'{html.escape(architecture.part_titles.get(part, part))}</figcaption></figure>')
+    where = f"derived at step {step}" if step is not None else "derived architecture"
     caption = html.escape(where + (f" {note}" if note else ""))
-    if lines:
-        caption += "<br><span style='color:#b35900'>changed: " + "<br>".join(html.escape(s) for s in lines) + "</span>"
+    if changes:
+        caption += ("<br><span style='color:#b35900'>changed: "
+                    + "<br>".join(html.escape(_describe_change(*c)) for c in changes) + "</span>")
     return ('<div class="nasedu-cells"><div style="display:flex;flex-wrap:wrap;gap:24px;align-items:flex-end">'
             + "".join(figures) + f'</div><div class="nasedu-cells-caption" style="font-family:sans-serif;'
             f'font-size:13px;margin-top:4px">{caption}</div></div>')
-
-
-def _status_html(text: str) -> str:
-    return (f'<div class="nasedu-status" style="font-family:monospace;font-size:13px;padding:2px 0">'
-            f"{html.escape(text)}</div>")
-
-
-# ---------------------------------------------------------------------------
-# The figure: curves, heatmaps and entropy in one plotly figure
-# ---------------------------------------------------------------------------
-# One figure rather than several: each FigureWidget ships plotly.js (~5 MB) to
-# the page and into the saved notebook.
-
-# Rows in pixels rather than fractions of the figure: the rotated operation names under the
-# heatmaps and the titles above each row keep their room whatever the number of edges.
-CURVES_ROW_PX, ENTROPY_ROW_PX = 200, 180
-HEATMAP_PX_PER_EDGE, HEATMAP_MIN_PX = 20, 140
-GAPS_PX = (70, 110)  # under the curves (their ticks, the heatmap titles); under the heatmaps (op names, titles)
-MARGIN = dict(l=70, r=20, t=70, b=50)
-# An entropy axis spans at least [ENTROPY_AXIS_FLOOR, 1]: early in a search every edge sits just
-# below 1, where a fixed [0, 1] axis would draw flat lines and a bare autorange would zoom into
-# rounding noise (every tick labelled "1").
-ENTROPY_AXIS_FLOOR = 0.98
-ENTROPY_AXIS_TOP = 1.002  # a little headroom: lines at 1 stay visible, the top tick clear of the title
-
-
-def _base_figure(title: str | None, n_edges: int = 14):
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(
-        rows=3, cols=2, horizontal_spacing=0.08,
-        subplot_titles=("loss", "accuracy", "normal cell: p(operation | edge)", "reduction cell: p(operation | edge)",
-                        "normal cell: entropy per edge", "reduction cell: entropy per edge"),
-    )
-    for n, (key, name, colour) in enumerate(CURVES):
-        epochly = key in EPOCH_CURVES
-        fig.add_trace(go.Scatter(
-            x=[], y=[], name=name, legendgroup=name, showlegend=n < 3, mode="lines+markers" if epochly else "lines",
-            line=dict(color=colour, width=2.5 if epochly else 1.5), marker=dict(size=6),
-            hovertemplate=f"{name}<br>step %{{x:.0f}}: %{{y:.3f}}<extra></extra>",
-        ), row=1, col=1 if n < 3 else 2)
-    for col, kind in enumerate(KINDS, start=1):
-        fig.add_trace(go.Heatmap(
-            z=[], x=[], y=[], coloraxis="coloraxis", xgap=1, ygap=1, name=KIND_TITLES[kind],
-            hovertemplate=f"{KIND_TITLES[kind]}<br>edge %{{y}}<br>%{{x}}: %{{z:.3f}}<extra></extra>",
-        ), row=2, col=col)
-    fig.update_layout(
-        title=dict(text=title or "search", x=0.01), margin=MARGIN,
-        template="plotly_white", legend=dict(orientation="h", x=1.0, xanchor="right", yanchor="bottom"),
-        # The colour scale runs from 0 to just above the largest probability shown (set at each
-        # draw): probabilities near uniform (1/8) would all look alike on a [0, 1] scale.
-        coloraxis=dict(cmin=0.0, cmax=1.0, colorscale="Viridis",
-                       colorbar=dict(title=dict(text="p"), thickness=12, yanchor="middle")),
-        hovermode="closest", uirevision="nasedu",
-    )
-    fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-    for col in (1, 2):
-        fig.update_yaxes(autorange=True, autorangeoptions=dict(include=[ENTROPY_AXIS_FLOOR, ENTROPY_AXIS_TOP]),
-                         tickformat=".3~f", row=3, col=col)
-        fig.update_yaxes(autorange="reversed", type="category", row=2, col=col)
-        fig.update_xaxes(tickangle=-35, type="category", row=2, col=col)
-        fig.update_xaxes(title_text="step", row=3, col=col)
-    fig.update_yaxes(showticklabels=False, row=2, col=2)  # same edges as the left heatmap, same rows
-    # On the left only: between the columns it would cover the left plot.
-    fig.update_yaxes(title=dict(text="1 = undecided", font=dict(size=11)), row=3, col=1)
-    _layout_rows(fig, n_edges)
-    return fig
-
-
-def _layout_rows(fig, n_edges: int):
-    """Height of the figure, each row's place and its titles, in pixels: the
-    heatmaps grow with the number of edges, the other rows and the gaps do not."""
-    rows = (CURVES_ROW_PX, max(HEATMAP_MIN_PX, HEATMAP_PX_PER_EDGE * n_edges), ENTROPY_ROW_PX)
-    plot = sum(rows) + sum(GAPS_PX)
-    fig.layout.height = plot + MARGIN["t"] + MARGIN["b"]
-    fig.layout.legend.y = 1 + 30 / plot  # above the row titles, beside the figure's title
-    top = plot
-    for row, height in enumerate(rows):
-        domain = [(top - height) / plot, top / plot]
-        for col in (1, 2):
-            n = 2 * row + col  # plotly numbers the axes row by row: y, y2, ..., y6
-            fig.layout["yaxis" if n == 1 else f"yaxis{n}"].domain = domain
-            fig.layout.annotations[n - 1].y = domain[1]  # the subplot's title sits on its top edge
-        if row == 1:
-            fig.layout.coloraxis.colorbar.update(y=sum(domain) / 2, len=domain[1] - domain[0])
-        top -= height + (GAPS_PX[row] if row < len(GAPS_PX) else 0)
-
-
-def _colour_top(probabilities: dict) -> float:
-    """Top of the heatmaps' colour scale: the largest probability shown, rounded up to 0.05."""
-    largest = max(float(np.max(P)) for P in probabilities.values() if np.size(P))
-    return min(1.0, max(0.05, math.ceil(largest * 20 - 1e-9) / 20))
-
-
-def _entropy_traces(state: DashboardState):
-    import plotly.graph_objects as go
-
-    traces = []
-    for col, kind in enumerate(KINDS, start=1):
-        xaxis, yaxis = f"x{4 + col}", f"y{4 + col}"  # row 3 holds subplots 5 and 6
-        for e, ((_, i), label) in enumerate(zip(edge_endpoints(state.steps), state.edge_labels)):
-            traces.append(go.Scatter(
-                x=[], y=[], mode="lines", name=label, showlegend=False, xaxis=xaxis, yaxis=yaxis,
-                line=dict(color=NODE_COLOURS[(i - 2) % len(NODE_COLOURS)], width=1.2),
-                hovertemplate=f"{KIND_TITLES[kind]}<br>{label}<br>step %{{x:.0f}}: %{{y:.2f}}<extra></extra>",
-            ))
-    return traces
-
-
-def _marker_shapes(step) -> list:
-    """A vertical line at `step` on the curves and entropy plots (while scrubbing)."""
-    if step is None:
-        return []
-    line = dict(color="#555555", width=1, dash="dot")
-    return [dict(type="line", xref=f"x{n}" if n > 1 else "x", yref=f"y{n} domain" if n > 1 else "y domain",
-                 x0=step, x1=step, y0=0, y1=1, line=line) for n in (1, 2, 5, 6)]
-
-
-def _apply_state(fig, state: DashboardState, window: int, drawn: dict, marker=None, curves: bool = True):
-    """Write what changed in `state` since `drawn` (the versions last written,
-    updated here) into `fig` as ONE `plotly_update`: a FigureWidget sends it
-    to the front end as a single message, as `fig.batch_update()` would, but
-    without re-validating every array (plotly's validation, not the message,
-    is what costs time here)."""
-    props: dict[int, dict] = {}
-    if curves and drawn.get("curves") != state.curves_version:
-        for n, (key, _, _) in enumerate(CURVES):
-            x, y = state.series(key, window)
-            props[n] = {"x": x, "y": y}
-        drawn["curves"] = state.curves_version
-    if curves and drawn.get("frames") != state.frames_version:
-        E = len(state.edge_labels)
-        for n, kind in enumerate(KINDS):
-            x, Y = state.entropy_series(kind, window)
-            for e in range(E):
-                props[FIRST_ENTROPY_TRACE + n * E + e] = {"x": x, "y": np.ascontiguousarray(Y[:, e])}
-        drawn["frames"] = state.frames_version
-    relayout = {}
-    if state.probabilities is not None and drawn.get("probabilities") is not state.probabilities:
-        for kind in KINDS:
-            props[HEATMAP_TRACE[kind]] = {"z": state.probabilities[kind]}
-        relayout["coloraxis.cmax"] = _colour_top(state.probabilities)
-        drawn["probabilities"] = state.probabilities
-    if props:
-        indexes = sorted(props)
-        keys = sorted({k for p in props.values() for k in p})
-        restyle = {k: [props[i].get(k, Undefined) for i in indexes] for k in keys}
-        fig.plotly_update(restyle_data=restyle, relayout_data=relayout or None, trace_indexes=indexes)
-    if drawn.get("marker") != marker:  # only while scrubbing: through the layout object, validated
-        fig.layout.shapes = _marker_shapes(marker)
-        drawn["marker"] = marker
-
-
-def _configure_figure(fig, state: DashboardState, title: str | None):
-    """Labels and per-edge traces, which depend on the searched cell."""
-    for kind in KINDS:
-        trace = fig.data[HEATMAP_TRACE[kind]]
-        trace.update(x=list(state.primitives), y=list(state.edge_labels), z=None)
-    if len(fig.data) != FIRST_ENTROPY_TRACE + 2 * len(state.edge_labels):
-        fig.data = fig.data[:FIRST_ENTROPY_TRACE]
-        fig.add_traces(_entropy_traces(state))
-    meta = state.meta
-    text = title or " \u00b7 ".join(str(s) for s in (meta.get("strategy"), meta.get("config", {}).get("data")) if s)
-    fig.layout.title.text = text or "search"
-    _layout_rows(fig, len(state.edge_labels))
-
-
-def _sync_saved_state(fig):
-    """Make the widget's synced state hold the current figure.
-
-    A FigureWidget sends later edits as restyle messages, so the state a
-    notebook saves (and an HTML export shows) would keep the construction-time
-    figure; assigning these two traits syncs the final one."""
-    fig._widget_data = deepcopy(fig._data)
-    fig._widget_layout = deepcopy(fig._layout_obj._props)
-
-
-# ---------------------------------------------------------------------------
-# Renderers
-# ---------------------------------------------------------------------------
-
-class _NullRenderer:
-    """No front end: nothing is created or drawn."""
-
-    min_interval_floor = 0.0
-
-    def show(self):
-        return False
-
-    def configure(self, state):
-        pass
-
-    def draw(self, state, *, curves=True, cells=None, marker=None):
-        pass
-
-    def show_slider(self, dashboard):
-        pass
-
-    def finish(self):
-        pass
-
-
-class _WidgetRenderer:
-    """plotly FigureWidget + ipywidgets: live updates as small messages."""
-
-    min_interval_floor = 0.0
-
-    def __init__(self, title, window):
-        import ipywidgets as widgets
-        import plotly.graph_objects as go
-
-        self.title, self.window = title, window
-        self.status = widgets.HTML(_status_html("waiting for the search to start"))
-        self.figure = go.FigureWidget(_base_figure(title))
-        self.cells = widgets.HTML("", layout=widgets.Layout(min_height="40px"))
-        self.slider = widgets.IntSlider(value=0, min=0, max=0, description="snapshot", continuous_update=True, readout=False,
-                                        layout=widgets.Layout(width="60%"))
-        self.slider_label = widgets.HTML("")
-        self.slider_box = widgets.HBox([self.slider, self.slider_label], layout=widgets.Layout(display="none"))
-        self.box = widgets.VBox([self.status, self.slider_box, self.figure, self.cells])
-        self.box.add_class("nasedu-dashboard")
-        self._observer = None
-        self._drawn = {}
-
-    def show(self):
-        from IPython.display import display
-
-        display(self.box)
-        return True
-
-    def configure(self, state):
-        _configure_figure(self.figure, state, self.title)
-        self._drawn = {}
-        self.slider_box.layout.display = "none"
-
-    def draw(self, state, *, curves=True, cells=None, marker=None):
-        _apply_state(self.figure, state, self.window, self._drawn, marker, curves)
-        self.status.value = _status_html(state.status)
-        if cells is not None:
-            self.cells.value = cells
-
-    def show_slider(self, dashboard):
-        frames = dashboard.state.frames
-        if not frames:
-            return
-        if self._observer is not None:
-            self.slider.unobserve(self._observer, names="value")
-        self.slider.max = len(frames) - 1
-        self.slider.value = len(frames) - 1
-        self.slider_label.value = dashboard._frame_label(len(frames) - 1)
-
-        def on_change(change):
-            dashboard.show_frame(change["new"])
-            self.slider_label.value = dashboard._frame_label(change["new"])
-
-        self._observer = on_change
-        self.slider.observe(on_change, names="value")
-        self.slider_box.layout.display = "flex"
-
-    def finish(self):
-        _sync_saved_state(self.figure)
-
-
-class _StaticRenderer:
-    """Colab: a static plotly figure, the cells and the status line redrawn
-    through display handles (no custom widget needed)."""
-
-    min_interval_floor = 1.0 / COLAB_MAX_UPDATES_PER_SECOND
-
-    def __init__(self, title, window, display=None):
-        import plotly.graph_objects as go
-
-        self.title, self.window = title, window
-        self.figure = go.Figure(_base_figure(title))
-        self._display = display
-        self.handles = None
-        self.slider = None
-        self._drawn = {}
-        self._cells = ""
-        self._status = "waiting for the search to start"
-
-    def _display_fn(self):
-        if self._display is not None:
-            return self._display
-        from IPython.display import display
-
-        return display
-
-    def show(self):
-        from IPython.display import HTML
-
-        display = self._display_fn()
-        self.handles = {
-            "status": display(HTML(_status_html(self._status)), display_id=True),
-            "figure": display(self.figure, display_id=True),
-            "cells": display(HTML(self._cells or "<div></div>"), display_id=True),
-        }
-        return True
-
-    def configure(self, state):
-        _configure_figure(self.figure, state, self.title)
-        self._drawn = {}
-
-    def draw(self, state, *, curves=True, cells=None, marker=None):
-        from IPython.display import HTML
-
-        _apply_state(self.figure, state, self.window, self._drawn, marker, curves)
-        self._status = state.status
-        if cells is not None:
-            self._cells = cells
-        if self.handles:
-            self.handles["status"].update(HTML(_status_html(self._status)))
-            self.handles["figure"].update(self.figure)
-            if cells is not None:
-                self.handles["cells"].update(HTML(cells))
-
-    def show_slider(self, dashboard):
-        frames = dashboard.state.frames
-        if not frames or self.handles is None:
-            return
-        import ipywidgets as widgets
-
-        self.slider = widgets.IntSlider(value=len(frames) - 1, min=0, max=len(frames) - 1, description="snapshot",
-                                        continuous_update=False, layout=widgets.Layout(width="60%"))
-        self.slider.observe(lambda change: dashboard.show_frame(change["new"]), names="value")
-        self._display_fn()(self.slider)
-
-    def finish(self):
-        pass
 
 
 # ---------------------------------------------------------------------------
@@ -897,19 +460,19 @@ class Dashboard(Callback):
         each epoch and of the search always draw). Colab draws at most once
         a second.
     max_cell_draws_per_second : float
-        Upper bound on starting a new drawing of the derived cells while
+        Upper bound on starting a new drawing of the derived architecture while
         steps run (default 0.5, one every two seconds; the end of each epoch
         and of the search always draw). `dot` runs in a subprocess and
         competes with the search for the CPU, and early in a search the
-        genotype can change at every step. Cells are drawn only when the
-        genotype changed; the edges marked are those changed since the cells
-        last drawn.
+        architecture can change at every step. It is drawn only when it
+        changed; the decisions marked are those changed since the drawing on screen.
     window : int
         Long series are averaged down to this many points before they are sent.
     title : str
         Figure title (default: strategy and data set).
 
     ``dashboard.state`` holds what the panels show (see `DashboardState`);
+    ``dashboard.figure_layout`` says which trace shows what;
     ``dashboard.draws`` counts pushes to the front end.
     """
 
@@ -921,56 +484,67 @@ class Dashboard(Callback):
                 raise ValueError(f"{name} must be > 0 (math.inf for no limit), got {rate!r}")
         if int(window) < 2:
             raise ValueError(f"window must be at least 2 points, got {window!r}")
-        self.backend = choose_backend(backend)
-        self.max_updates_per_second = float(max_updates_per_second)
-        self.max_cell_draws_per_second = float(max_cell_draws_per_second)
         self.window = int(window)
         self.title = title
         self.state = DashboardState()
-        self.draws = 0
-        self.clock = time.perf_counter  # tests replace it to drive the throttle
-        self._last_draw = -math.inf
-        self._last_cell_start = -math.inf
-        self._displayed = False
-        self._displayed_in = None
+        self.figure_layout = FigureLayout({}, {})
+        self.view = LiveView(None, panes=("cells",), backend=backend,
+                             max_updates_per_second=max_updates_per_second, css_class="nasedu-dashboard")
+        self.cell_throttle = Throttle(max_cell_draws_per_second)
+        self._drawn: dict = {}
+        self._painter = _Painter()
+        self._pending = None  # (future, architecture version, step, architecture) being drawn
+        self._shown_cells = None  # architecture version whose drawing is on screen
+        self._frame_architectures: dict = {}
         self._snapshots_seen = 0
-        self._painter = _CellPainter()
-        self._pending = None  # (future, genotype version, step) of cells being drawn
-        self._shown_cells = None  # genotype version whose cells are on screen
-        self._frame_genotypes: dict[int, Genotype] = {}
-        if self.backend == "widget":
-            self.renderer = _WidgetRenderer(title, self.window)
-        elif self.backend == "colab":
-            self.renderer = _StaticRenderer(title, self.window)
-        else:
-            self.renderer = _NullRenderer()
+        self._layout_version = None
 
-    # -- throttle -------------------------------------------------------------
+    # -- what it is ----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.view.backend
+
+    @property
+    def renderer(self):
+        return self.view.renderer
+
+    @property
+    def draws(self) -> int:
+        return self.view.draws
+
+    @property
+    def max_updates_per_second(self) -> float:
+        return self.view.throttle.rate
+
+    @property
+    def max_cell_draws_per_second(self) -> float:
+        return self.cell_throttle.rate
+
     @property
     def min_interval(self) -> float:
-        return max(1.0 / self.max_updates_per_second, self.renderer.min_interval_floor)
+        return self.view.min_interval
+
+    @property
+    def clock(self):
+        return self.view.throttle.clock
+
+    @clock.setter
+    def clock(self, clock):  # tests drive both throttles with a fake clock
+        self.view.throttle.clock = self.cell_throttle.clock = clock
 
     @property
     def cell_draws(self) -> int:
-        """How many cell SVGs were drawn (graphviz runs; cached cells do not count)."""
+        """How many SVGs were drawn (graphviz runs; cached drawings do not count)."""
         return self._painter.draws
 
-    # -- display ----------------------------------------------------------------
     def display(self):
         """Show the dashboard in the notebook (nothing without a front end)."""
-        if self.backend == "none" or _shell() is None:
-            return
-        if self.renderer.show():
-            self._displayed = True
-            shell = _shell()
-            self._displayed_in = getattr(shell, "execution_count", None)
+        self.view.display()
 
     def _ipython_display_(self):
-        shell = _shell()
         # `Dashboard.replay(h)` as a cell's last line displays itself; do not show it twice.
-        if self._displayed and shell is not None and self._displayed_in == getattr(shell, "execution_count", None):
-            return
-        self.display()
+        if not self.view.displayed_in_this_cell():
+            self.display()
 
     def __repr__(self):
         return (f"Dashboard(backend={self.backend!r}, max_updates_per_second={self.max_updates_per_second:g}, "
@@ -981,30 +555,29 @@ class Dashboard(Callback):
         self._reset(run.history)
         self.state.total_steps = run.total_steps
         self.state.status = _status_running(run)
-        self.renderer.configure(self.state)
-        if not self._displayed:
+        if not self.view.displayed:
             self.display()
-        self._draw_live(run, force=True)
+        self._draw_live(run, wait_cells=False)
 
     def on_step_end(self, run, record):
         self.state.add_step(record)
         self._take_snapshots(run.history)
-        if self.clock() - self._last_draw >= self.min_interval:
+        if self.view.ready():
             self._draw_live(run)
 
     def on_epoch_end(self, run, record):
         self._take_snapshots(run.history)
         self.state.add_epoch(record)
-        self._draw_live(run, force=True, wait_cells=True)
+        self._draw_live(run, wait_cells=True)
 
     def on_search_end(self, run, result):
         self._take_snapshots(run.history)
         self.state.finished, self.state.interrupted = True, bool(result.interrupted)
-        self.state.set_probabilities(run.global_step, self._probabilities(run))
-        self.state.set_genotype(result.genotype, run.global_step)
+        if result.error is None:
+            self._read_strategy(run)
         self.state.status = _status_finished(run, result)
         self._draw(wait_cells=True)
-        self.renderer.show_slider(self)
+        self._show_slider()
         self.renderer.finish()
 
     # -- replay -----------------------------------------------------------------
@@ -1021,52 +594,51 @@ class Dashboard(Callback):
         history = _as_history(history)
         self._reset(history)
         self.state.finished = True
-        final = history.epochs[-1] if history.epochs else None
         frames = self.state.frames
         if frames:
             last = frames[-1]
             self.state.set_probabilities(last["step"], last["probabilities"])
-        if final and final.get("genotype"):
-            self.state.set_genotype(genotype_from_json(json.dumps(final["genotype"])), final["step"])
-        elif frames:
-            self.state.set_genotype(self.state.derive(), frames[-1]["step"])
+            architecture = self.state.frame_architecture(len(frames) - 1)
+            if architecture is not None:
+                self.state.set_architecture(architecture, last["step"])
         self.state.status = _status_replay(history)
-        self.renderer.configure(self.state)
-        if not self._displayed:
+        if not self.view.displayed:
             self.display()
         self._draw(wait_cells=True)
-        self.renderer.show_slider(self)
+        self._show_slider()
         self.renderer.finish()
         return self
 
     # -- scrubbing ----------------------------------------------------------------
-    def _frame_genotype(self, index: int) -> Genotype:
-        genotype = self._frame_genotypes.get(index)
-        if genotype is None:
-            genotype = self.state.derive(self.state.frames[index]["probabilities"])
-            self._frame_genotypes[index] = genotype
-        return genotype
-
     def _frame_label(self, index: int) -> str:
         frame = self.state.frames[index]
         epoch = frame.get("epoch")
         return html.escape(f"step {frame['step']}" + (f" (epoch {epoch + 1})" if epoch is not None else ""))
 
+    def _frame_architecture(self, index: int):
+        if index not in self._frame_architectures:
+            self._frame_architectures[index] = self.state.frame_architecture(index)
+        return self._frame_architectures[index]
+
     def show_frame(self, index: int):
-        """Show recorded snapshot `index`: its heatmaps, its derived cells (with
-        the edges changed since the snapshot before marked) and a marker at
+        """Show recorded snapshot `index`: its heatmaps, its architecture (with
+        the decisions changed since the snapshot before marked) and a marker at
         its step on the curves."""
         frames = self.state.frames
         index = max(0, min(int(index), len(frames) - 1))
         frame = frames[index]
-        genotype = self._frame_genotype(index)
-        previous = self._frame_genotype(index - 1) if index > 0 else None
-        changes = {k: cell_changes(previous, genotype, k) for k in KINDS}
         self.state.set_probabilities(frame["step"], frame["probabilities"])
-        svgs = self._painter.svgs(genotype)
-        cells = _cells_html(svgs, genotype, changes, frame["step"], "(scrubbing: edges changed since the snapshot before)")
-        self.renderer.draw(self.state, curves=False, cells=cells, marker=frame["step"])
-        self.draws += 1
+        architecture = self._frame_architecture(index)
+        cells = None
+        if architecture is not None:
+            previous = self._frame_architecture(index - 1) if index > 0 else None
+            changes = changed_decisions(previous, architecture)
+            cells = _cells_html(self._painter.svgs(architecture), architecture, changes, frame["step"],
+                                "(scrubbing: changes since the snapshot before)")
+        self._push(curves=False, cells=cells, marker=frame["step"])
+
+    def _show_slider(self):
+        self.renderer.show_slider(len(self.state.frames), self.show_frame, self._frame_label)
 
     # -- internals ----------------------------------------------------------------
     def _reset(self, history: History):
@@ -1074,67 +646,101 @@ class Dashboard(Callback):
         self.state.configure(history.meta)
         self.state.load_history(history)
         self._snapshots_seen = len(history.snapshots)
-        self._frame_genotypes = {}
+        self._frame_architectures = {}
         self._pending = None
         self._shown_cells = None
-        self._last_draw = -math.inf
-        self._last_cell_start = -math.inf
+        self.view.throttle.reset()
+        self.cell_throttle.reset()
+        self._configure_figure()
+
+    def _configure_figure(self):
+        """Build the figure again when the panels or the tables changed shape."""
+        state = self.state
+        self._layout_version = state.layout_version
+        layout = FigureLayout(dict(state.plots or {}), {k: dict(v) for k, v in state.tables.items()})
+        meta = state.meta
+        title = self.title or " \u00b7 ".join(
+            str(s) for s in (meta.get("strategy"), meta.get("space_title"),
+                             meta.get("config", {}).get("data") or meta.get("config", {}).get("benchmark")) if s)
+        if self.backend == "none":  # nothing is drawn: no figure to build
+            self.figure_layout, self._drawn = layout, {}
+            return
+        if layout.same_shape(self.figure_layout) and self.renderer.figure is not None and self._drawn is not None:
+            self.renderer.figure.layout.title.text = title or "search"
+            self._drawn = {}
+            return
+        self.figure_layout = layout
+        self.renderer.set_figure(build_figure(layout, title))
+        self._drawn = {}
 
     def _take_snapshots(self, history: History):
         snapshots = history.snapshots
         while self._snapshots_seen < len(snapshots):
             s = snapshots[self._snapshots_seen]
-            self.state.add_frame(s["step"], s.get("epoch"), s["probabilities"])
+            self.state.add_frame(s["step"], s.get("epoch"), s["distributions"], s.get("architecture"), s.get("layout"))
             self._snapshots_seen += 1
 
-    @staticmethod
-    def _probabilities(run) -> dict:
-        probs = run.strategy.probabilities()
-        return {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in probs.items()}
-
-    def _draw_live(self, run, force=False, wait_cells=False):
+    def _read_strategy(self, run):
+        """The distributions and the architecture now: from the snapshot of this
+        step if there is one (no second derivation), else from the strategy."""
         state = self.state
-        state.set_probabilities(run.global_step, self._probabilities(run))
-        state.set_genotype(state.derive(), run.global_step)
-        state.status = _status_running(run)
+        frames = state.frames
+        if frames and frames[-1]["step"] == run.global_step and frames[-1].get("architecture") is not None:
+            state.set_probabilities(run.global_step, frames[-1]["probabilities"])
+            architecture = self._frame_architecture(len(frames) - 1)
+        else:
+            tables = run.strategy.distributions()
+            state.set_probabilities(run.global_step, {k: t.probabilities for k, t in tables.items()})
+            architecture = run.strategy.architecture()
+        state.set_architecture(architecture, run.global_step)
+
+    def _draw_live(self, run, wait_cells=False):
+        self._read_strategy(run)
+        self.state.status = _status_running(run)
         self._draw(wait_cells=wait_cells)
 
     def _draw(self, wait_cells=False):
-        """Push the state to the renderer; cells only when a new drawing is ready."""
+        """Push the state; the architecture's drawing only when a new one is ready."""
+        if self.state.layout_version != self._layout_version:
+            self._configure_figure()
         if self.backend == "none":
             cells = None
             self.state.mark_drawn()
         else:
             cells = self._cells_update(wait_cells)
-        self.renderer.draw(self.state, cells=cells)
-        self.draws += 1
-        self._last_draw = self.clock()
+        self._push(cells=cells)
+
+    def _push(self, curves=True, cells=None, marker=None):
+        state, layout, window, drawn = self.state, self.figure_layout, self.window, self._drawn
+        self.view.draw(lambda fig: apply_state(fig, layout, state, window, drawn, marker, curves),
+                       status=state.status, panes=None if cells is None else {"cells": cells})
 
     def _cells_update(self, wait: bool):
-        """HTML of the cells if the genotype changed since they were last drawn
-        and its SVGs are ready (or `wait`), else None. Starts drawing a changed
-        genotype in the worker thread, at most `max_cell_draws_per_second`."""
+        """HTML of the architecture if it changed since it was last drawn and its
+        SVGs are ready (or `wait`), else None. Starts drawing a changed
+        architecture in the worker thread, at most `max_cell_draws_per_second`."""
         state = self.state
-        if state.genotype is None or self._shown_cells == state.genotype_version:
+        if state.architecture is None or self._shown_cells == state.architecture_version:
             return None
         pending = self._pending
-        if pending is None or pending[1] != state.genotype_version:
-            cached = all(self._painter.cached(state.genotype, k) for k in KINDS)
-            if cached or wait or self.clock() - self._last_cell_start >= 1.0 / self.max_cell_draws_per_second:
-                future = None if cached else self._painter.submit(state.genotype)
+        if pending is None or pending[1] != state.architecture_version:
+            cached = self._painter.cached(state.architecture)
+            if cached or wait or self.cell_throttle.ready():
+                future = None if cached else self._painter.submit(state.architecture)
                 if future is not None:
-                    self._last_cell_start = self.clock()
-                pending = self._pending = (future, state.genotype_version, state.genotype_step, state.genotype)
+                    self.cell_throttle.mark()
+                pending = self._pending = (future, state.architecture_version, state.architecture_step,
+                                           state.architecture)
         if pending is None:
-            return None  # the cell throttle holds this genotype back; a later draw starts it
-        future, version, step, genotype = pending
+            return None  # the throttle holds this architecture back; a later draw starts it
+        future, version, step, architecture = pending
         if future is not None and not future.done() and not wait:
             return None
-        # An older genotype's drawing may finish first: it is shown as what it is.
-        svgs = future.result() if future is not None else self._painter.svgs(genotype)
+        # An older architecture's drawing may finish first: it is shown as what it is.
+        svgs = future.result() if future is not None else self._painter.svgs(architecture)
         self._pending, self._shown_cells = None, version
-        changes = state.mark_drawn(genotype)
-        return _cells_html(svgs, genotype, changes, step)
+        changes = state.mark_drawn(architecture)
+        return _cells_html(svgs, architecture, changes, step)
 
 
 def _as_history(history) -> History:

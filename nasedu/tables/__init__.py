@@ -1,0 +1,2 @@
+"""Ground-truth tables shipped with nasedu (read through `nasedu.bench`), each
+with its licence and provenance beside it."""
