@@ -35,6 +35,7 @@ test: install system-deps browser-deps
 benchmarks: install system-deps
 	$(BIN)/python benchmarks/supernet_step.py
 	$(BIN)/python benchmarks/dashboard_overhead.py
+	$(BIN)/python benchmarks/threads.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

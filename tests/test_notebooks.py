@@ -6,7 +6,10 @@ Each notebook runs in a fresh kernel with nbclient, with ``NASEDU_QUICK=1``
 earlier runs leave there, so a search that checkpoints into `runs/` really
 runs instead of resuming a finished one, as on a fresh clone. The rest of the
 repository is linked beside the copy, so paths like ``../assets`` resolve. Set ``NASEDU_BUDGET=full`` to run them in the full
-budget instead, on a GPU. Run one notebook's test with, for example:
+budget instead, on a GPU. While they run, another process keeps one core
+busy, as a browser beside the kernel or Binder's shared CPU would: a library
+default that makes a busy machine crawl (torch's threads waiting for each
+other) fails here instead of on a learner's laptop. Run one notebook's test with, for example:
 
     .venv/bin/python -m pytest -q tests/test_notebooks.py -k 01_search_spaces
 """
@@ -16,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,6 +101,17 @@ def _same_program(a, b):
     return os.path.abspath(a) == os.path.abspath(b) or os.path.realpath(a) == os.path.realpath(b)
 
 
+@pytest.fixture(scope="module")
+def busy_core():
+    """Another process spinning on one core for as long as the notebooks run."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield spinner
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
 @pytest.fixture
 def notebook_workdir(tmp_path):
     """A copy of notebooks/ without run outputs, beside links to the rest of the repository."""
@@ -127,7 +142,8 @@ def _running_cell(notebook):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs(path, kernel_name, notebook_workdir, monkeypatch):
+def test_notebook_runs(path, kernel_name, notebook_workdir, busy_core, monkeypatch):
+    assert busy_core.poll() is None, "the process keeping a core busy has stopped"
     if not os.environ.get("NASEDU_BUDGET"):
         monkeypatch.setenv("NASEDU_QUICK", "1")
     notebook = nbformat.read(path, as_version=4)
