@@ -8,7 +8,7 @@ from scratch, or looking up an architecture's true accuracy in a table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -41,7 +41,6 @@ class SearchContext:
     precision: Precision = None
     benchmark: object = None
     num_workers: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.device = torch.device(self.device)

@@ -18,6 +18,7 @@ where, and the last good checkpoint stays.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import math
 import numbers
@@ -146,14 +147,16 @@ class SearchRun:
 # Options: which belong to the space, which to the strategy
 # ---------------------------------------------------------------------------
 
-LOOP_OPTIONS = ("data", "space", "budget", "epochs", "batch_size", "seed", "device", "amp", "out", "resume",
-                "callbacks", "progress", "record_every", "num_workers", "threads", "benchmark")
-
-
 def search_options(strategy="darts", space="darts") -> dict:
     """Every option `search` takes for `strategy` on `space`, grouped:
     ``{"search": [...], "space": {name: default}, "strategy": {name: default}}``."""
-    return {"search": list(LOOP_OPTIONS), "space": space_options(space), "strategy": get_strategy(strategy).options()}
+    return {"search": _loop_options(), "space": space_options(space), "strategy": get_strategy(strategy).options()}
+
+
+def _loop_options() -> list:
+    """The search's own keyword arguments, read from its signature so the list cannot drift."""
+    return [p.name for p in inspect.signature(search).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "strategy"]
 
 
 def _split_options(cls, space_key, options, space_given):
@@ -163,14 +166,14 @@ def _split_options(cls, space_key, options, space_given):
     strategy_opts = {k: v for k, v in options.items() if k in known_strategy}
     unknown = [k for k in options if k not in known_space and k not in known_strategy]
     if unknown:
-        everything = list(LOOP_OPTIONS) + list(known_space) + list(known_strategy)
+        everything = _loop_options() + list(known_space) + list(known_strategy)
         hints = []
         for k in unknown:
             close = difflib.get_close_matches(k, everything, n=1)
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         where = "" if not space_given else " (the space was given as an object: set its options there)"
         raise TypeError(
-            f"search() got unknown option(s) {', '.join(hints)}{where}. Options: search {list(LOOP_OPTIONS)}; "
+            f"search() got unknown option(s) {', '.join(hints)}{where}. Options: search {_loop_options()}; "
             f"space {space_key!r} {list(known_space) if known_space else '(given)'}; "
             f"strategy {cls.name!r} {list(known_strategy)}")
     return space_opts, strategy_opts
@@ -427,7 +430,8 @@ def _run(config, strat, context, streams, steps_per_epoch, out, resume, callback
                 run.epoch, position, running = epoch + 1, 0, {"count": 0}
                 if out:
                     _save_checkpoint(out, run, position, running, streams)
-                    save_architecture(context.space, strat.architecture(), os.path.join(out, ARCHITECTURE_FILE))
+                    save_architecture(context.space, context.space.from_data(record["architecture"]),
+                                      os.path.join(out, ARCHITECTURE_FILE))
                 for cb in callbacks:
                     cb.on_epoch_end(run, record)
     except _StopRequested:

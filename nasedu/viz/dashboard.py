@@ -665,7 +665,7 @@ class Dashboard(Callback):
         if self.backend == "none":  # nothing is drawn: no figure to build
             self.figure_layout, self._drawn = layout, {}
             return
-        if layout.same_shape(self.figure_layout) and self.renderer.figure is not None and self._drawn is not None:
+        if layout.same_shape(self.figure_layout) and self.renderer.figure is not None:
             self.renderer.figure.layout.title.text = title or "search"
             self._drawn = {}
             return
