@@ -36,6 +36,8 @@ benchmarks: install system-deps
 	$(BIN)/python benchmarks/supernet_step.py
 	$(BIN)/python benchmarks/dashboard_overhead.py
 	$(BIN)/python benchmarks/threads.py
+	$(BIN)/python benchmarks/bench_protocol.py
+	$(BIN)/python benchmarks/quick_darts.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Architecture", "Table", "ArchitectureError", "element_id", "changed_decisions", "check_arch_argument"]
+__all__ = ["Architecture", "Table", "ArchitectureError", "element_id", "changed_decisions", "check_arch_argument",
+           "agreement", "chance_agreement"]
 
 
 class ArchitectureError(ValueError):
@@ -150,3 +151,23 @@ def check_arch_argument(arch, shapes: dict, options: dict | None = None) -> None
             raise ArchitectureError(f"arch[{name!r}] (option indices) has shape {tuple(a.shape)}, expected ({rows},)")
         elif a.numel() and (int(a.min()) < 0 or int(a.max()) >= n):
             raise ArchitectureError(f"arch[{name!r}] holds indices outside 0..{n - 1}")
+
+
+def agreement(a: Architecture, b: Architecture) -> float:
+    """The fraction of `a`'s decisions (an edge and its operation, a layer and
+    its block) that `b` makes too: 1 for the same architecture. Compare the
+    `canonical` forms when one architecture can be written two ways."""
+    da, db = a.decisions(), b.decisions()
+    if not da:
+        return 1.0
+    return sum(db.get(key) == value for key, value in da.items()) / max(len(da), len(db))
+
+
+def chance_agreement(space, samples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The agreement of two architectures drawn uniformly from `space`: its
+    mean and its 99th percentile over `samples` pairs, the bar that the
+    results of a search's seeds must clear to be more than chance."""
+    generator = torch.Generator().manual_seed(seed)
+    values = [agreement(space.canonical(space.sample(generator)), space.canonical(space.sample(generator)))
+              for _ in range(samples)]
+    return float(np.mean(values)), float(np.percentile(values, 99))

@@ -5,6 +5,8 @@
     nasedu search random --space macro --benchmark nas-bench-macro
     nasedu draw DARTS_V2 --out cells
     nasedu train DARTS_V2 --data digits
+    nasedu bench show nb201-digits
+    nasedu bench build runs/nb201-digits --workers 2     # or --address auto for a Ray cluster
 
 Run ``nasedu COMMAND --help`` for each command's options.
 """
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="search epochs (default: the budget's)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="random seed: data split, initial weights, batch order (default: 0)")
+                   help="random seed: initial weights and batch order; the data split is fixed (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: runs/<strategy>-<data>-seed<seed>)")
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=None, metavar="N",
                    help="training epochs (default: 100 for cifar10, 10 otherwise)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
-                   help="random seed: data split, initial weights, batch order (default: 0)")
+                   help="random seed: initial weights and batch order; the data split is fixed (default: 0)")
     p.add_argument("--batch-size", type=_positive_int, default=None, metavar="B",
                    help="batch size (default: 96 for cifar10, 64 otherwise)")
     p.add_argument("--lr", type=float, default=0.025,
@@ -215,6 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write train.json (settings, per-epoch history, result) here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the per-epoch lines stay)")
     p.set_defaults(run=_cmd_train)
+
+    # -- bench ------------------------------------------------------------------
+    p = sub.add_parser("bench", help="ground-truth tables: show one, or build the NAS-Bench-201 digits table",
+                       description="Show a ground-truth table, or build the nb201-digits table (resumable: run "
+                                   "the same command again after a stop) and finish it into the file nasedu loads.")
+    bench = p.add_subparsers(dest="bench_command", metavar="ACTION", required=True)
+    q = bench.add_parser("show", help="summarise a table: size, accuracy range, best and worst")
+    q.add_argument("name", nargs="?", default="nb201-digits", help="nb201-digits or nas-bench-macro")
+    q.set_defaults(run=_cmd_bench_show)
+    q = bench.add_parser("build", help="train every cell (saved as it goes; run again to resume)")
+    q.add_argument("out", metavar="DIR", help="folder for the protocol and the result shards")
+    q.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="local worker processes (default: $NASEDU_WORKERS, else one per core)")
+    q.add_argument("--address", default=None, metavar="ADDR",
+                   help="run on Ray at this address instead (auto, ray://host:10001, or local)")
+    q.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="stop after N new trainings")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+    q.set_defaults(run=_cmd_bench_build)
+    q = bench.add_parser("finish", help="write the finished build as a compressed table")
+    q.add_argument("out", metavar="DIR", help="the build's folder")
+    q.add_argument("table", metavar="FILE", help="where to write the table (e.g. nasedu/tables/nb201-digits.json.gz)")
+    q.add_argument("--where", default=None, help="where the build ran, recorded in the table")
+    q.set_defaults(run=_cmd_bench_finish)
     return parser
 
 
@@ -389,6 +414,46 @@ def _cmd_train(args):
                        "test_acc": result.test_acc, "val_acc": result.val_acc, "params": result.params,
                        "seconds": result.seconds, "history": result.history}, f, indent=1)
         _say(f"wrote: {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------
+
+def _cmd_bench_show(args):
+    from . import bench
+
+    table = bench.load(args.name)
+    _say(repr(table))
+    for label, record in (("best", table.best()), ("worst", table.worst())):
+        _say(f"{label:>6}: {record.test_acc:.4f}  {record.architecture}")
+    build = table.meta.get("build")
+    if build:
+        _say(f"built from {build['trainings']:,} trainings, {build['cpu_seconds'] / 3600:.1f} CPU-hours "
+             f"({build['where']})")
+    return 0
+
+
+def _cmd_bench_build(args):
+    from .bench_builder import build, tasks
+
+    results = build(args.out, workers=args.workers, address=args.address, limit=args.limit,
+                    progress=not args.no_progress)
+    total = len(tasks())
+    _say(f"{len(results):,} of {total:,} trainings saved in {args.out}"
+         + ("" if len(results) < total else f"; next: nasedu bench finish {args.out} TABLE"))
+    return 0
+
+
+def _cmd_bench_finish(args):
+    from .bench_builder import finish
+
+    try:
+        table = finish(args.out, args.table, where=args.where)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    _say(f"wrote {args.table}: {len(table['records']):,} distinct cells from {table['build']['trainings']:,} trainings")
     return 0
 
 

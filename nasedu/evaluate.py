@@ -92,7 +92,7 @@ def train_architecture(architecture, data="digits", *, space="darts", epochs: in
     started = time.perf_counter()
     space = get_space(space)
     arch = space.validate(architecture)
-    bundle = load_dataset(data, seed=seed)
+    bundle = load_dataset(data)  # the fixed split; `seed` sets the weights and the batch order
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs=}, {batch_size=}")
     seed_everything(seed)
@@ -134,7 +134,7 @@ def train_genotype(genotype, data="digits", *, epochs=None, C=None, layers=None,
     """
     started = time.perf_counter()
     genotype = load_genotype(genotype)
-    bundle = load_dataset(data, seed=seed)
+    bundle = load_dataset(data)  # the fixed split; `seed` sets the weights and the batch order
     d = train_defaults(bundle.name)
     epochs = int(epochs or d["epochs"])
     C, layers = int(C or d["C"]), int(layers or d["layers"])

@@ -314,6 +314,9 @@ def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=No
         raise ValueError("give data= (train networks on a data set) or benchmark= (look rewards up in a table), "
                          "not both")
     settings = budget_settings(budget, cls.name, key, data)
+    if epochs and "warmup_epochs" in settings["strategy"]:
+        # the budget's warm-up is a share of its epochs: keep the share when the epochs change
+        settings["strategy"]["warmup_epochs"] = settings["strategy"]["warmup_epochs"] * epochs // settings["epochs"]
     epochs = epochs or settings["epochs"]
     batch_size = batch_size or settings["batch_size"]
     space = get_space(space, **({} if space_given else {**settings["space"], **space_opts}))
@@ -329,7 +332,7 @@ def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=No
                              f"not {space.name!r}: pass space={table.space.name!r}")
         data_name = None
     else:
-        bundle = load_dataset(data or settings["data"], seed=seed)
+        bundle = load_dataset(data or settings["data"])  # one fixed split: a table's test set stays unseen
         streams = Streams(bundle, batch_size, seed, device, num_workers)
         table = for_space(space, bundle.name)
         data_name = bundle.name

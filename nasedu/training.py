@@ -176,7 +176,7 @@ def train_network(model: nn.Module, bundle, *, epochs: int, batch_size: int = 64
                   lr_min: float = 0.0, momentum: float = 0.9, weight_decay: float = 3e-4, nesterov: bool = False,
                   grad_clip: float | None = 5.0, auxiliary_weight: float = 0.4, drop_path_prob: float = 0.0,
                   cutout_length: int = 0, seed: int = 0, device=None, amp=None, num_workers: int = 0,
-                  progress: bool = True, callback=None, num_threads="auto") -> tuple[list, float]:
+                  progress: bool = True, callback=None, num_threads="auto", eval_epochs=None) -> tuple[list, float]:
     """Train `model` from scratch on ``bundle.train`` and test it: the loop
     every stand-alone training in nasedu uses. Returns ``(history, test_acc)``.
 
@@ -230,17 +230,24 @@ def train_network(model: nn.Module, bundle, *, epochs: int, batch_size: int = 64
                     if bar is not None:
                         bar.update(1)
                 optimizer.end_epoch()
-                val_loss, val_acc = evaluate_model(model, bundle.val, device, precision=precision)
                 record = {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                          "val_loss": val_loss, "val_acc": val_acc, "lr": current_lr,
-                          "drop_path_prob": getattr(model, "drop_path_prob", 0.0),
-                          "seconds": time.perf_counter() - epoch_start}
+                          "lr": current_lr, "drop_path_prob": getattr(model, "drop_path_prob", 0.0)}
+                if eval_epochs is None or epoch + 1 in eval_epochs:
+                    record["val_loss"], record["val_acc"] = evaluate_model(model, bundle.val, device,
+                                                                           precision=precision)
+                if eval_epochs is not None and epoch + 1 in eval_epochs:
+                    _, record["test_acc"] = evaluate_model(model, bundle.test, device, precision=precision)
+                record["seconds"] = time.perf_counter() - epoch_start
                 history.append(record)
                 if bar is not None:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}",
+                                    val_acc=f"{record.get('val_acc', float('nan')):.3f}")
                 if callback is not None:
                     callback(record)
-            _, test_acc = evaluate_model(model, bundle.test, device, precision=precision)
+            if eval_epochs is None:
+                _, test_acc = evaluate_model(model, bundle.test, device, precision=precision)
+            else:
+                test_acc = next((r["test_acc"] for r in reversed(history) if "test_acc" in r), float("nan"))
     finally:
         if bar is not None:
             bar.close()

@@ -59,7 +59,7 @@ CURVE_LENGTH = """(selector) => {
 
 # Inside the page: titles (of subplots and axes) that overlap tick labels, legend entries, plot
 # areas or each other, and the entropy axes' tick labels.
-LAYOUT_REPORT = """(selector) => {
+LAYOUT_REPORT = """({selector, entropy}) => {
     const plot = document.querySelector(selector);
     const boxes = (css) => [...plot.querySelectorAll(css)].map((e) => [e.textContent, e.getBoundingClientRect()])
         .filter(([, r]) => r.width > 0 && r.height > 0);
@@ -73,7 +73,7 @@ LAYOUT_REPORT = """(selector) => {
         for (const [u, b] of titles.slice(i + 1)) if (meet(a, b)) overlaps.push(t + ' / ' + u);
     });
     const ticks = (subplot) => boxes('.subplot.' + subplot + ' .yaxislayer-above text').map(([text]) => text);
-    return {overlaps, entropyTicks: [ticks('x5y5'), ticks('x6y6')]};
+    return {overlaps, entropyTicks: entropy.map(ticks)};
 }"""
 
 
@@ -144,8 +144,9 @@ def _final_length(page, expected, timeout=30):
         time.sleep(0.25)
 
 
-def _check_dashboard(page, samples, expected_steps, screenshot_name):
-    """What a learner sees after the search: assertions read from the page."""
+def _check_dashboard(page, samples, expected_steps, screenshot_name, tables=2):
+    """What a learner sees after the search: assertions read from the page. `tables`:
+    how many distributions the strategy shows (2 for the DARTS cell, 1 for NAS-Bench-201)."""
     lengths = [n for _, n in samples if n >= 0]
     final = _final_length(page, expected_steps)
     assert final == expected_steps, f"the loss curve shows {final} points, expected {expected_steps}"
@@ -154,11 +155,13 @@ def _check_dashboard(page, samples, expected_steps, screenshot_name):
     assert len(partial) >= 2, f"no growth seen while training ran; sampled lengths {sorted(set(lengths))}"
     assert lengths == sorted(lengths), "the curve shrank while training ran"
     dashboard = page.locator(".nasedu-dashboard").first
-    assert page.locator(f"{PLOT} .heatmaplayer image").count() >= 2  # normal and reduction heatmaps
-    assert page.locator(".nasedu-dashboard .widget-html svg").count() >= 2  # both cells drawn
+    assert page.locator(f"{PLOT} .heatmaplayer image").count() >= tables  # one heatmap per table
+    assert page.locator(".nasedu-dashboard .widget-html svg").count() >= tables  # every part drawn
     status = page.locator(".nasedu-dashboard .nasedu-status").first.inner_text()
     assert status.startswith(f"finished: step {expected_steps}/{expected_steps}"), status
-    layout = page.evaluate(LAYOUT_REPORT, PLOT)
+    # subplots: 2 curve panels, then one heatmap and one entropy plot per table
+    entropy = [f"x{2 + tables + k}y{2 + tables + k}" for k in range(1, tables + 1)]
+    layout = page.evaluate(LAYOUT_REPORT, {"selector": PLOT, "entropy": entropy})
     assert not layout["overlaps"], f"titles overlap other text or plots: {layout['overlaps']}"
     for ticks in layout["entropyTicks"]:  # a readable scale: no two ticks labelled alike
         assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), f"entropy axis ticks {ticks}"
@@ -197,4 +200,5 @@ def test_darts_notebook_runs_with_its_dashboard(lab_server, page):
     status = page.locator(".nasedu-dashboard .nasedu-status").first.inner_text()
     match = re.match(r"finished: step (\d+)/(\d+)", status)
     assert match and match.group(1) == match.group(2), status
-    _check_dashboard(page, samples, int(match.group(1)), "darts_notebook_dashboard.png")
+    # the notebook searches the NAS-Bench-201 cell by default: one table, one cell
+    _check_dashboard(page, samples, int(match.group(1)), "darts_notebook_dashboard.png", tables=1)

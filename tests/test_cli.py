@@ -246,7 +246,7 @@ def test_other_spaces_search_draw_and_train(tmp_path, capsys):
     assert stdout.split() == [str(tmp_path / "svg" / "nb_cell.svg")]
     code, stdout, err = run(capsys, "train", out, "--data", "synthetic", "--epochs", "2", "--no-progress")
     assert code == 0, err
-    assert "network: the NAS-Bench-201 cell network of {'name': 'nb201', 'C': 4, 'N': 1}" in stdout
+    assert "network: the NAS-Bench-201 cell network of {'name': 'nb201', 'C': 4, 'N': 1, 'blocks': 'shortcut'}" in stdout
     code, _, err = run(capsys, "train", out, "--data", "synthetic", "--cutout", "4")
     assert code == 2 and "--cutout apply to DARTS cells only" in err
     code, stdout, err = run(capsys, "draw", "--space", "macro", "22212220", "--out", tmp_path / "svg")
@@ -303,3 +303,21 @@ def test_python_dash_m(tmp_path):
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: nasedu") and "search" in proc.stdout
+
+
+def test_bench_show_summarises_a_table(capsys):
+    code, stdout, _ = run(capsys, "bench", "show", "nb201-digits")
+    assert code == 0
+    assert "nb201-digits" in stdout and "15,625 architectures (5,425 distinct)" in stdout
+    assert "  best: " in stdout and " worst: " in stdout and "CPU-hours" in stdout
+
+
+def test_bench_build_resumes_and_finish_refuses_an_unfinished_build(tmp_path, capsys, monkeypatch):
+    from nasedu import bench_builder
+
+    monkeypatch.setattr(bench_builder, "train_one", lambda task, protocol: {"arch": task[0], "seed": task[1],
+                                                                             "seconds": 0.1})
+    code, stdout, _ = run(capsys, "bench", "build", str(tmp_path), "--limit", "3", "--workers", "1", "--no-progress")
+    assert code == 0 and "3 of 10,850 trainings saved" in stdout
+    code, _, err = run(capsys, "bench", "finish", str(tmp_path), str(tmp_path / "table.json.gz"))
+    assert code == 2 and "10,847 trainings are missing" in err and "run the build" in err

@@ -58,7 +58,8 @@ def test_darts_on_the_nb201_cell_runs_and_resumes(tmp_path):
     resumed = nasedu.search("darts", out=str(tmp_path), **tiny)
     assert_same_run(reference, resumed)
     saved = json.loads((tmp_path / "architecture.json").read_text())
-    assert saved == {"space": {"name": "nb201", "C": 4, "N": 1}, "architecture": str(reference.architecture)}
+    assert saved == {"space": {"name": "nb201", "C": 4, "N": 1, "blocks": "shortcut"},
+                     "architecture": str(reference.architecture)}
 
 
 def test_finished_search_resumes_without_training_again(tmp_path):
@@ -156,7 +157,7 @@ def test_the_budget_fills_in_what_was_not_given_and_never_shrinks_cifar10(monkey
     assert budget() == "quick"
     full = budget_settings(None, "darts", "darts", data="cifar10")  # on a CPU, but CIFAR-10 asked for
     assert full["budget"] == "full" and full["space"] == {"C": 16, "layers": 8} and full["epochs"] == 50
-    assert budget_settings(None, "darts", "nb201")["space"] == {"C": 8, "N": 1}
+    assert budget_settings(None, "darts", "nb201")["space"] == {"C": 8, "N": 1, "blocks": "shortcut"}
     monkeypatch.setenv("NASEDU_QUICK", "1")  # an explicit choice wins over the data set
     assert budget_settings(None, "darts", "darts", data="cifar10")["budget"] == "quick"
     # What was given is kept: C=4 stays 4 while the budget fills in layers.
@@ -218,3 +219,32 @@ def test_quick_darts_on_digits_beats_chance_and_moves_the_architecture():
     # alpha moved away from its 1e-3 initialisation.
     assert result.strategy.alpha["normal"].abs().max() > 0.05
     assert math.isfinite(result.oneshot_val_acc)
+
+
+def test_warm_up_epochs_train_w_alone_then_alpha_moves():
+    """PC-DARTS-style warm-up: alpha keeps its initial value while w trains, then moves."""
+    alphas = []
+
+    class Alpha(nasedu.Callback):
+        def on_search_start(self, run):
+            alphas.append({k: a.detach().clone() for k, a in run.strategy.alpha.items()})
+
+        def on_epoch_end(self, run, record):
+            alphas.append({k: a.detach().clone() for k, a in run.strategy.alpha.items()})
+
+    result = nasedu.search("darts", callbacks=[Alpha()], **dict(TINY, epochs=3, warmup_epochs=2))
+    start, *epochs = alphas
+    for after in epochs[:2]:
+        assert all(torch.equal(start[k], after[k]) for k in start)
+    assert not all(torch.equal(start[k], epochs[2][k]) for k in start)
+    assert "arch_loss" not in result.history.steps[0] and "arch_loss" in result.history.steps[-1]
+    with pytest.raises(ValueError, match="warmup_epochs must be at least 0 and less than the search's 3 epochs"):
+        nasedu.search("darts", **dict(TINY, epochs=3, warmup_epochs=3))
+
+
+def test_the_budgets_warm_up_keeps_its_share_of_fewer_epochs(monkeypatch):
+    monkeypatch.setenv("NASEDU_QUICK", "1")
+    quick = budget_settings(None, "darts", "nb201")
+    assert quick["epochs"] == 12 and quick["strategy"] == {"alpha_lr": 3e-2, "warmup_epochs": 4}
+    r = nasedu.search("darts", space="nb201", data="synthetic", C=4, epochs=3, batch_size=32, progress=False)
+    assert r.history.meta["config"]["hyperparameters"]["warmup_epochs"] == 1

@@ -69,11 +69,14 @@ def test_nb201_derivation_takes_the_strongest_operation_none_included():
     assert list(arch) == ["nor_conv_3x3", "none", "avg_pool_3x3", "skip_connect", "nor_conv_1x1", "none"]
 
 
-def _nb201_count(arch, C, N, classes=10, in_channels=1):
-    """Parameters of the NAS-Bench-201 network by hand: stem, cells, two ResNet blocks, last BN, classifier."""
+def _nb201_count(arch, C, N, classes=10, in_channels=1, blocks="resnet"):
+    """Parameters of the NAS-Bench-201 network by hand: stem, cells, two ResNet blocks (or their
+    shortcuts alone), last BN, classifier."""
     conv = {"nor_conv_3x3": lambda W: 9 * W * W + 2 * W, "nor_conv_1x1": lambda W: W * W + 2 * W}
     cells = sum(N * conv[op](W) for W in (C, 2 * C, 4 * C) for op in arch if op in conv)
     block = lambda a, b: 9 * a * b + 2 * b + 9 * b * b + 2 * b + a * b  # conv_a, conv_b (with BN), 1x1 shortcut
+    if blocks == "shortcut":
+        block = lambda a, b: a * b  # the 1x1 shortcut alone
     return 9 * in_channels * C + 2 * C + cells + block(C, 2 * C) + block(2 * C, 4 * C) + 2 * 4 * C + 4 * C * classes + classes
 
 
@@ -84,6 +87,14 @@ def test_nb201_network_has_the_hand_counted_parameters(text):
     for C, N in ((8, 1), (16, 5)):
         net = NB201Space(C, N).network(arch, 10, 1)
         assert count_parameters(net) == _nb201_count(arch, C, N)
+    net = NB201Space(4, 1, blocks="shortcut").network(arch, 10, 1)  # the nb201-digits table's skeleton
+    assert count_parameters(net) == _nb201_count(arch, 4, 1, blocks="shortcut")
+    assert net(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_nb201_unknown_blocks_say_what_exists():
+    with pytest.raises(ValueError, match="unknown blocks 'dense'; choose one of"):
+        NB201Space(blocks="dense")
 
 
 def test_nb201_supernet_runs_what_it_is_given():
@@ -208,7 +219,7 @@ def test_every_space_derives_encodes_and_draws_with_marked_decisions():
 
 
 def test_spaces_by_name_with_options_and_clear_errors():
-    assert get_space("nb201", C=8, N=1).config() == {"name": "nb201", "C": 8, "N": 1}
+    assert get_space("nb201", C=8, N=1).config() == {"name": "nb201", "C": 8, "N": 1, "blocks": "resnet"}
     assert get_space("nas-bench-201") == NB201Space()
     space = get_space("darts", C=4)
     assert get_space(space.config()) == space and get_space(space, layers=3).layers == 3

@@ -18,6 +18,7 @@ The edges are ordered as the string lists them (1<-0, 2<-0, 2<-1, 3<-0, 3<-1,
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 
@@ -29,7 +30,8 @@ from ..ops import Zero
 from ..supernet import MixedOp
 from .base import SearchSpace
 
-__all__ = ["NB201_OPS", "EDGES", "NB201Arch", "NB201Space", "NB201Supernet", "NB201Network", "ResNetBasicBlock"]
+__all__ = ["NB201_OPS", "EDGES", "live_edges", "function_form", "NB201Arch", "NB201Space", "NB201Supernet",
+           "NB201Network", "ResNetBasicBlock", "Shortcut"]
 
 # The operation order of the authors' code (index 0 must stay `none`).
 NB201_OPS = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -117,6 +119,86 @@ class NB201Arch(tuple, Architecture):
         return Diagram(nodes, edges, title)
 
 
+# ---------------------------------------------------------------------------
+# Which cells compute the same function
+# ---------------------------------------------------------------------------
+
+def live_edges(arch) -> NB201Arch:
+    """`arch` with every dead edge set to `none`: an edge is dead when its
+    source node is always zero (all its inputs are dead or `none`) or its
+    target never reaches the output. Such an edge changes nothing, except
+    that a ReLU-conv-BN on a zero input outputs BatchNorm's learnt shift, a
+    constant per channel, which this rule ignores (NAS-Bench-201's own
+    de-duplication ignores it too)."""
+    ops = list(NB201Arch(arch))
+    nonzero = [True] + [False] * (NODES - 1)
+    for j in range(1, NODES):
+        nonzero[j] = any(ops[e] != "none" and nonzero[i] for e, (i, t) in enumerate(EDGES) if t == j)
+    useful = [False] * (NODES - 1) + [True]
+    for i in range(NODES - 2, -1, -1):
+        useful[i] = any(ops[e] != "none" and useful[t] for e, (s, t) in enumerate(EDGES) if s == i)
+    return NB201Arch(op if nonzero[i] and useful[j] else "none" for op, (i, j) in zip(ops, EDGES))
+
+
+def function_form(arch) -> tuple:
+    """A key equal for two cells exactly when they compute the same function
+    of their parameters (up to renaming the parameters), by this rule:
+
+    1. dead edges are `none` (`live_edges`);
+    2. `skip_connect` is the identity: a node sums the *terms* of its inputs,
+       where a term is the cell's input or one operation instance (a live
+       conv or pooling edge) on a sum of terms;
+    3. sums commute, so a cell is its set of operation instances, each with
+       its operation and the multiset of terms it reads, and the multiset of
+       terms the output sums; two cells are one function if some renaming of
+       the instances maps one onto the other.
+
+    So ``|nor_conv_3x3~0|+|skip_connect~1|...`` and its mirror image with
+    nodes 1 and 2 swapped are one function, as are a cell and the same cell
+    with a dead edge changed. Two instances of one operation on the same
+    input stay two (each has its own weights), and an instance reached
+    through two skip paths stays one (its weights are shared). Average
+    pooling is linear, so pooling a sum equals summing poolings; the rule
+    does not use that and keeps such cells apart.
+    """
+    return _function_form(tuple(NB201Arch(arch)))
+
+
+@functools.lru_cache(maxsize=None)  # 15,625 cells at most; loading a table asks for each twice
+def _function_form(ops: tuple) -> tuple:
+    ops = live_edges(ops)
+    terms = [("x",)]          # terms[j]: the multiset of terms node j sums
+    reads = {}                # instance (edge index) -> (operation, terms it reads)
+    for j in range(1, NODES):
+        node = []
+        for e, (i, t) in enumerate(EDGES):
+            if t != j or ops[e] == "none":
+                continue
+            if ops[e] == "skip_connect":
+                node += terms[i]
+            else:
+                reads[e] = (ops[e], terms[i])
+                node.append(e)
+        terms.append(tuple(node))
+
+    def signature(term):      # a name for a term that does not depend on edge numbers
+        if term == "x":
+            return ()
+        op, inputs = reads[term]
+        return (NB201_OPS.index(op), tuple(sorted(signature(t) for t in inputs)))
+
+    order = sorted(reads, key=signature)
+    groups = [list(g) for _, g in itertools.groupby(order, key=signature)]
+    best = None
+    # Instances with equal signatures may still differ in what shares them: try their orders.
+    for perm in itertools.product(*(itertools.permutations(g) for g in groups)):
+        label = {"x": -1, **{e: k for k, e in enumerate(itertools.chain(*perm))}}
+        form = (tuple((signature(e)[0], tuple(sorted(label[t] for t in reads[e][1])))
+                      for e in itertools.chain(*perm)), tuple(sorted(label[t] for t in terms[-1])))
+        best = form if best is None or form < best else best
+    return (tuple(signature(e) for e in order), best)
+
+
 EXAMPLE = NB201Arch(["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "skip_connect"])
 
 
@@ -170,6 +252,19 @@ class ResNetBasicBlock(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
+class Shortcut(nn.Sequential):
+    """The residual block's shortcut alone, 2x2 average pooling and a 1x1
+    convolution: halves the resolution and doubles the width with no
+    nonlinearity, so that in a small network the cells, not the blocks
+    between them, decide what it can learn (the digits table's skeleton)."""
+
+    def __init__(self, C_in, C_out):
+        super().__init__(nn.AvgPool2d(2, stride=2), nn.Conv2d(C_in, C_out, 1, bias=False))
+
+
+BLOCKS = {"resnet": ResNetBasicBlock, "shortcut": Shortcut}
+
+
 def _sum_or_zero(parts, like):
     parts = [p for p in parts if p is not None]
     return sum(parts) if parts else torch.zeros_like(like)
@@ -211,13 +306,13 @@ class NB201Cell(nn.Module):
 class _Skeleton(nn.Module):
     """Stem, three stages of N cells (C, 2C, 4C) joined by ResNet blocks, BN-ReLU, pooling, classifier."""
 
-    def __init__(self, make_cell, C, N, num_classes, in_channels):
+    def __init__(self, make_cell, C, N, num_classes, in_channels, blocks="resnet"):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         self.cells = nn.ModuleList()
         for stage, width in enumerate((C, 2 * C, 4 * C)):
             if stage:
-                self.cells.append(ResNetBasicBlock(width // 2, width))
+                self.cells.append(BLOCKS[blocks](width // 2, width))
             self.cells.extend(make_cell(width) for _ in range(N))
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -231,8 +326,8 @@ class NB201Supernet(_Skeleton):
     """Every NAS-Bench-201 cell at once: ``supernet(x, {"cell": A})`` with A
     the weights [6, 5] of a mixture or the operation indices [6] of one cell."""
 
-    def __init__(self, C, N, num_classes, in_channels):
-        super().__init__(lambda width: NB201SearchCell(width), C, N, num_classes, in_channels)
+    def __init__(self, C, N, num_classes, in_channels, blocks="resnet"):
+        super().__init__(lambda width: NB201SearchCell(width), C, N, num_classes, in_channels, blocks)
         self.shapes = {"cell": (len(EDGES), len(NB201_OPS))}
 
     def forward(self, x, arch):
@@ -253,8 +348,8 @@ class NB201Supernet(_Skeleton):
 class NB201Network(_Skeleton):
     """The stand-alone network of one cell (the authors' ``TinyNetwork``)."""
 
-    def __init__(self, arch: NB201Arch, C, N, num_classes, in_channels):
-        super().__init__(lambda width: NB201Cell(arch, width), C, N, num_classes, in_channels)
+    def __init__(self, arch: NB201Arch, C, N, num_classes, in_channels, blocks="resnet"):
+        super().__init__(lambda width: NB201Cell(arch, width), C, N, num_classes, in_channels, blocks)
 
     def forward(self, x):
         x = self.stem(x)
@@ -267,21 +362,33 @@ class NB201Network(_Skeleton):
 # The space
 # ---------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def _representatives() -> dict:
+    first = {}
+    for ops in itertools.product(NB201_OPS, repeat=len(EDGES)):
+        first.setdefault(function_form(ops), NB201Arch(ops))
+    return first
+
+
 class NB201Space(SearchSpace):
     """The NAS-Bench-201 cell space, with the authors' skeleton of `N` cells per
-    stage at `C`, 2C and 4C channels (the paper: C = 16, N = 5)."""
+    stage at `C`, 2C and 4C channels (the paper: C = 16, N = 5). `blocks`
+    joins the stages: ``"resnet"`` (the paper's residual block) or
+    ``"shortcut"`` (its shortcut alone, see `Shortcut`)."""
 
     name = "nb201"
     title = "NAS-Bench-201 cell"
     paper = "Dong & Yang, NAS-Bench-201: Extending the Scope of Reproducible NAS, ICLR 2020"
 
-    def __init__(self, C: int = 16, N: int = 5):
+    def __init__(self, C: int = 16, N: int = 5, blocks: str = "resnet"):
         if C < 1 or N < 0:
             raise ValueError(f"need C >= 1 and N >= 0, got {C=}, {N=}")
-        self.C, self.N = int(C), int(N)
+        if blocks not in BLOCKS:
+            raise ValueError(f"unknown blocks {blocks!r}; choose one of {sorted(BLOCKS)}")
+        self.C, self.N, self.blocks = int(C), int(N), blocks
 
     def config(self) -> dict:
-        return {"name": self.name, "C": self.C, "N": self.N}
+        return {"name": self.name, "C": self.C, "N": self.N, "blocks": self.blocks}
 
     def tables(self) -> dict:
         uniform = torch.full((len(EDGES), len(NB201_OPS)), 1.0 / len(NB201_OPS))
@@ -293,6 +400,11 @@ class NB201Space(SearchSpace):
     def all(self):
         """Every architecture of the space, in `NB201Arch.index` order."""
         return [NB201Arch(ops) for ops in itertools.product(NB201_OPS, repeat=len(EDGES))]
+
+    def canonical(self, architecture) -> NB201Arch:
+        """The first cell (in `NB201Arch.index` order) that computes the same
+        function as `architecture` (see `function_form`)."""
+        return _representatives()[function_form(self.validate(architecture))]
 
     def derive(self, probabilities: dict) -> NB201Arch:
         """The authors' rule for DARTS on this space: on every edge, the most
@@ -329,11 +441,12 @@ class NB201Space(SearchSpace):
         return self.from_data(architecture)
 
     def supernet(self, num_classes: int, in_channels: int):
-        return NB201Supernet(self.C, self.N, num_classes, in_channels)
+        return NB201Supernet(self.C, self.N, num_classes, in_channels, self.blocks)
 
     def network_options(self) -> dict:
-        return {"C": self.C, "N": self.N}
+        return {"C": self.C, "N": self.N, "blocks": self.blocks}
 
-    def network(self, architecture, num_classes: int, in_channels: int, *, C: int | None = None, N: int | None = None):
+    def network(self, architecture, num_classes: int, in_channels: int, *, C: int | None = None, N: int | None = None,
+                blocks: str | None = None):
         return NB201Network(self.validate(architecture), C or self.C, self.N if N is None else N, num_classes,
-                            in_channels)
+                            in_channels, blocks or self.blocks)

@@ -134,6 +134,11 @@ class SupernetStrategy(Strategy):
     def end_epoch(self, epoch):
         self.w_optimizer.end_epoch()
 
+    @property
+    def epoch(self) -> int:
+        """The current epoch (0-based): the epochs the weight schedule has finished, so it resumes with it."""
+        return self.w_optimizer.scheduler.last_epoch
+
     def validate(self) -> dict:
         """The shared weights on the validation split, two ways (neither is a
         retrained network's accuracy):

@@ -23,6 +23,12 @@ rate 0.025 annealed by a cosine schedule to 0.001, weight decay 3e-4, gradient
 clipping at 5; alpha by Adam, learning rate 3e-4, momentum (0.5, 0.999),
 weight decay 1e-3; alpha initialised at 1e-3 * N(0, 1) (the authors' code).
 
+`warmup_epochs`: the first epochs train w alone, alpha frozen at its initial
+(uniform) mixture, as PC-DARTS (15 of 50 epochs, Xu et al., ICLR 2020) and
+P-DARTS (10 of 25 per stage, Chen et al., ICCV 2019) do; the paper's DARTS
+has none (0), the quick budget uses it so that alpha follows trained weights
+instead of the noise of freshly initialised ones.
+
 Nothing here is specific to the DARTS cell: alpha has one row per decision of
 each table of the search space (``normal`` and ``reduce`` for the DARTS cell,
 ``cell`` for NAS-Bench-201), and the space derives the discrete architecture.
@@ -43,12 +49,17 @@ class DARTS(SupernetStrategy):
     paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
 
     def __init__(self, context, *, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
-                 alpha_lr=3e-4, alpha_betas=(0.5, 0.999), alpha_weight_decay=1e-3, alpha_init_scale=1e-3):
+                 alpha_lr=3e-4, alpha_betas=(0.5, 0.999), alpha_weight_decay=1e-3, alpha_init_scale=1e-3,
+                 warmup_epochs=0):
         super().__init__(context, w_lr=w_lr, w_lr_min=w_lr_min, w_momentum=w_momentum, w_weight_decay=w_weight_decay,
                          grad_clip=grad_clip)
         # alpha: one logit per (row, option) of each table (alphas_normal and alphas_reduce for the DARTS cell).
         self.alpha = {name: nn.Parameter(alpha_init_scale * torch.randn(shape, device=context.device))
                       for name, shape in self.space.shapes().items()}
+        if not 0 <= warmup_epochs < context.epochs:
+            raise ValueError(f"warmup_epochs must be at least 0 and less than the search's {context.epochs} epochs, "
+                             f"got {warmup_epochs}")
+        self.warmup_epochs = int(warmup_epochs)
         self.alpha_optimizer = torch.optim.Adam(list(self.alpha.values()), lr=alpha_lr, betas=tuple(alpha_betas),
                                                 weight_decay=alpha_weight_decay)
 
@@ -79,6 +90,8 @@ class DARTS(SupernetStrategy):
 
     def step(self):
         streams = self.context.streams
+        if self.epoch < self.warmup_epochs:  # w alone under the initial mixture
+            return {**self.w_step(next(streams.w), self.mixture()), "lr": self.w_optimizer.lr}
         # 1. Update alpha by descending grad_alpha L_val(w - xi grad_w L_train(w, alpha), alpha), xi = 0.
         x_val, y_val = next(streams.arch)
         self.alpha_optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,65 @@
+"""What the quick budget's DARTS finds, over seeds, judged against the truth.
+
+- NAS-Bench-201 cell on digits: the true accuracy (from the nb201-digits
+  table) of the cell each seed derives, next to the space's best and median
+  and to the cell a random draw gives.
+- DARTS cell space on digits (no table exists): how much the seeds' derived
+  cells agree (edge and operation), against two uniformly drawn cells.
+
+    python benchmarks/quick_darts.py [--seeds 0 1 2] [--spaces nb201 darts]
+
+Several minutes on a 2-core CPU (one DARTS-space search is about 1.5 minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numpy as np
+
+import nasedu
+from nasedu.architecture import agreement, chance_agreement
+from nasedu.budgets import budget_settings
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--spaces", nargs="+", default=["nb201", "darts"])
+    args = parser.parse_args()
+    for name in args.spaces:
+        settings = budget_settings("quick", "darts", name)
+        print(f"\n== DARTS on the {name} space, quick budget: {settings['epochs']} epochs, "
+              f"space {settings['space']}, options {settings['strategy']}")
+        results = []
+        for seed in args.seeds:
+            started = time.perf_counter()
+            result = nasedu.search("darts", "digits", space=name, budget="quick", seed=seed, progress=False)
+            results.append(result)
+            true = f", true accuracy {result.true_acc:.3f}" if result.true_acc is not None else ""
+            print(f"seed {seed}: {time.perf_counter() - started:.0f} s, {result.architecture}{true}")
+        space = results[0].space
+        canonical = [space.canonical(r.architecture) for r in results]
+        pairs = [agreement(a, b) for a, b in itertools.combinations(canonical, 2)]
+        mean, p99 = chance_agreement(space)
+        print(f"agreement between seeds (edge and operation): {np.mean(pairs):.2f} "
+              f"(pairs {', '.join(f'{p:.2f}' for p in pairs)}); two random cells: {mean:.2f} on average, "
+              f"{p99:.2f} at the 99th percentile")
+        if name == "darts":  # which kinds of operation the seeds prefer, whatever the edges
+            convs = [p for p in nasedu.PRIMITIVES if "conv" in p]
+            for part in ("normal", "reduce"):
+                shares = [np.mean([op in convs for op, _ in getattr(r.architecture, part)]) for r in results]
+                print(f"convolutions among the {part} cell's 8 operations: {', '.join(f'{x:.0%}' for x in shares)} "
+                      f"(a random cell: {len(convs) / (len(nasedu.PRIMITIVES) - 1):.0%})")
+        if name == "nb201":
+            table = nasedu.bench.load("nb201-digits")
+            acc = table.accuracies()
+            found = [r.true_acc for r in results]
+            print(f"true accuracy: found {np.mean(found):.3f} on average ({', '.join(f'{a:.3f}' for a in found)}); "
+                  f"best {acc.max():.3f}, median {np.median(acc):.3f}, random cell {acc.mean():.3f} on average; "
+                  f"ranks {', '.join(str(table.rank(r.architecture)) for r in results)} of {len(acc):,}")
+
+
+if __name__ == "__main__":
+    main()
