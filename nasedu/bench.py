@@ -198,7 +198,7 @@ def _nb201_digits() -> Benchmark:
     with resources.files("nasedu.tables").joinpath("nb201-digits.json.gz").open("rb") as f:
         raw = json.loads(gzip.decompress(f.read()))
     protocol = raw["protocol"]
-    space = get_space(protocol["space"]["name"], **{k: v for k, v in protocol["space"].items() if k != "name"})
+    space = get_space(protocol["space"])  # the space's config() as saved
     classes = {}
     for text, r in raw["records"].items():
         arch = space.validate(text)

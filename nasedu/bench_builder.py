@@ -105,7 +105,7 @@ def train_one(task, protocol: dict = PROTOCOL) -> dict:
     from .training import seed_everything, train_network
 
     arch, seed = task
-    space = get_space(protocol["space"]["name"], **{k: v for k, v in protocol["space"].items() if k != "name"})
+    space = get_space(protocol["space"])
     bundle = _bundle(protocol["data"], protocol["split_seed"])
     started = time.perf_counter()
     seed_everything(seed)
@@ -216,10 +216,8 @@ def finish(out, path, *, protocol: dict = PROTOCOL, where: str | None = None) ->
     if missing:
         raise RuntimeError(f"{len(missing):,} trainings are missing in {out} (e.g. {missing[0]}); "
                            f"run the build on {out} again to finish them")
-    space = get_space(protocol["space"]["name"], **{k: v for k, v in protocol["space"].items() if k != "name"})
-    from .data import load_dataset
-
-    bundle = load_dataset(protocol["data"], seed=protocol["split_seed"])
+    space = get_space(protocol["space"])
+    bundle = _bundle(protocol["data"], protocol["split_seed"])
     probe = torch.zeros(1, bundle.in_channels, bundle.image_size, bundle.image_size)
     records = {}
     for (arch, seed), r in sorted(results.items()):

@@ -64,14 +64,18 @@ def budget(name=None, data=None) -> str:
     return "full" if torch.cuda.is_available() else "quick"
 
 
-def budget_settings(name=None, strategy=None, space="darts", data=None) -> dict:
+def budget_settings(name=None, strategy=None, space="darts", data=None, epochs=None) -> dict:
     """Settings of budget `name` (see `budget`): ``{"budget", "data", "epochs",
-    "batch_size", "space": {options of `space`}, "strategy": {changes for `strategy`}}``."""
+    "batch_size", "space": {options of `space`}, "strategy": {changes for `strategy`}}``.
+    A warm-up is a share of the budget's epochs: given other `epochs`, it keeps its share."""
     key = budget(name, data)
     b = BUDGETS[key]
     space_name = str(space if isinstance(space, str) else getattr(space, "name", "darts")).lower()
     strategy_options = {**b["strategies"].get(strategy, {}),
                         **b.get("space_strategies", {}).get((strategy, space_name), {})} if strategy else {}
-    return {"budget": key, "data": b["data"], "epochs": b.get("space_epochs", {}).get(space_name, b["epochs"]),
+    budget_epochs = b.get("space_epochs", {}).get(space_name, b["epochs"])
+    if epochs and "warmup_epochs" in strategy_options:
+        strategy_options["warmup_epochs"] = strategy_options["warmup_epochs"] * epochs // budget_epochs
+    return {"budget": key, "data": b["data"], "epochs": budget_epochs,
             "batch_size": b["batch_size"], "space": dict(b["spaces"].get(space_name, {})),
             "strategy": strategy_options}

@@ -313,10 +313,7 @@ def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=No
     if benchmark is not None and data is not None:
         raise ValueError("give data= (train networks on a data set) or benchmark= (look rewards up in a table), "
                          "not both")
-    settings = budget_settings(budget, cls.name, key, data)
-    if epochs and "warmup_epochs" in settings["strategy"]:
-        # the budget's warm-up is a share of its epochs: keep the share when the epochs change
-        settings["strategy"]["warmup_epochs"] = settings["strategy"]["warmup_epochs"] * epochs // settings["epochs"]
+    settings = budget_settings(budget, cls.name, key, data, epochs=epochs)
     epochs = epochs or settings["epochs"]
     batch_size = batch_size or settings["batch_size"]
     space = get_space(space, **({} if space_given else {**settings["space"], **space_opts}))
