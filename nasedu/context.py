@@ -28,7 +28,9 @@ class SearchContext:
       `train` split (`nasedu.data.Streams`), or None without data;
     - `device`, `precision` (``with context.precision.autocast():``), `epochs`,
       `batch_size`, `seed`, `num_workers`;
-    - `benchmark`: a `nasedu.bench.Benchmark` of this space on this data, or None.
+    - `benchmark`: a `nasedu.bench.Benchmark` of this space on this data, or None;
+    - `fast`: build the supernet on its fast path (`nasedu.grouped`) where the
+      space has one; False runs the readable cells (same parameters, same results).
     """
 
     space: object
@@ -41,6 +43,7 @@ class SearchContext:
     precision: Precision = None
     benchmark: object = None
     num_workers: int = 0
+    fast: bool = True
 
     def __post_init__(self):
         self.device = torch.device(self.device)

@@ -58,6 +58,8 @@ class Identity(nn.Module):
 
 
 class ReLUConvBN(nn.Module):
+    chain = "op"  # forward is self.op(x): `nasedu.grouped` may run it layer by layer
+
     def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
         super().__init__()
         self.op = nn.Sequential(
@@ -72,6 +74,8 @@ class ReLUConvBN(nn.Module):
 
 class DilConv(nn.Module):
     """ReLU, depthwise dilated conv, pointwise conv, BN (applied once)."""
+
+    chain = "op"  # forward is self.op(x): `nasedu.grouped` may run it layer by layer
 
     def __init__(self, C_in, C_out, kernel_size, stride, padding, dilation, affine=True):
         super().__init__()
@@ -89,6 +93,8 @@ class DilConv(nn.Module):
 class SepConv(nn.Module):
     """Two stacked ReLU-depthwise-pointwise-BN blocks (DARTS Appendix A.1);
     only the first carries the stride."""
+
+    chain = "op"  # forward is self.op(x): `nasedu.grouped` may run it layer by layer
 
     def __init__(self, C_in, C_out, kernel_size, stride, padding, affine=True):
         super().__init__()
@@ -123,6 +129,8 @@ class FactorizedReduce(nn.Module):
 
 class Conv7x1_1x7(nn.Module):
     """AmoebaNet's factorised 7x7: a 1x7 then a 7x1 convolution."""
+
+    chain = "op"  # forward is self.op(x): `nasedu.grouped` may run it layer by layer
 
     def __init__(self, C, stride, affine=True):
         super().__init__()

@@ -286,7 +286,7 @@ def _epoch_record(run, running, validation, tables, seconds):
 
 def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=None, batch_size=None, seed=0,
            device=None, amp=None, out=None, resume=True, callbacks=(), progress=True, record_every=None,
-           num_workers=0, threads="auto", benchmark=None, **options) -> SearchResult:
+           num_workers=0, threads="auto", benchmark=None, fast=True, **options) -> SearchResult:
     """Run an architecture search and return a `SearchResult`.
 
     - `strategy`: a name (``"darts"``, ``"random"``) or a `Strategy` subclass;
@@ -300,7 +300,9 @@ def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=No
     - other keyword `options` go to the space (e.g. ``C``, ``layers``, ``steps``)
       or to the strategy (e.g. ``alpha_lr``); `search_options` lists them;
     - `threads`: torch's CPU threads while searching ("auto": see
-      `nasedu.device.default_threads`; None leaves torch's setting alone).
+      `nasedu.device.default_threads`; None leaves torch's setting alone);
+    - `fast`: run the supernet on its fast path (False: the readable cells of
+      notebook 04; the same parameters, so a checkpoint resumes under either).
 
     With `out`, the run checkpoints there every epoch (and when interrupted),
     writes ``architecture.json`` and ``history.json``, and resumes from `out` if
@@ -338,7 +340,8 @@ def search(strategy="darts", data=None, *, space="darts", budget=None, epochs=No
     with torch_threads(n_threads):
         seed_everything(seed)
         context = SearchContext(space=space, device=device, epochs=epochs, seed=seed, data=bundle, streams=streams,
-                                batch_size=batch_size, precision=precision, benchmark=table, num_workers=num_workers)
+                                batch_size=batch_size, precision=precision, benchmark=table, num_workers=num_workers,
+                                fast=fast)
         strat = cls(context, **strategy_opts)
         steps_per_epoch = strat.steps_per_epoch()
         hyperparameters = _jsonable({**cls.options(), **strategy_opts})

@@ -46,7 +46,7 @@ def test_hard_path_matches_mixed_op_with_one_hot_architecture():
 
 
 def test_hard_path_computes_only_the_chosen_ops():
-    net = _net()
+    net = _net(fast=False)  # the readable cell calls each chosen op module: hooks count them
     calls = []
     for cell in net.cells:
         for mixed in cell._ops:
@@ -54,6 +54,25 @@ def test_hard_path_computes_only_the_chosen_ops():
                 op.register_forward_hook(lambda m, i, o, k=k: calls.append(k))
     net(torch.randn(2, 1, 8, 8), SPACE.encode(DARTS_V2))
     assert len(calls) == 8 * len(net.cells)  # two edges per node, four nodes, per cell
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_hard_path_trains_only_the_chosen_ops(fast):
+    """Readable or fast (which calls no op module, so hooks cannot see it):
+    gradients reach exactly the weights of the chosen operations."""
+    net = _net(fast=fast).train()
+    arch = SPACE.encode(DARTS_V2)
+    net(torch.randn(2, 1, 8, 8), arch).sum().backward()
+    reached, chosen = set(), set()
+    for c, cell in enumerate(net.cells):
+        row = arch["reduce" if cell.reduction else "normal"]
+        for e, mixed in enumerate(cell._ops):
+            for k, op in enumerate(mixed._ops):
+                if any(p.grad is not None for p in op.parameters()):
+                    reached.add((c, e, k))
+                if k == int(row[e]) and any(True for _ in op.parameters()):
+                    chosen.add((c, e, k))
+    assert chosen and reached == chosen
 
 
 def test_architecture_is_an_argument_with_clear_errors():

@@ -116,9 +116,11 @@ class SearchSpace:
         return self.from_data(architecture.to_data() if isinstance(architecture, Architecture) else architecture)
 
     # -- networks -------------------------------------------------------------------
-    def supernet(self, num_classes: int, in_channels: int):
+    def supernet(self, num_classes: int, in_channels: int, fast: bool = True):
         """A module holding every architecture's weights: ``supernet(x, arch)``
-        with ``arch = {table: weights [rows, options] or indices [rows]}``."""
+        with ``arch = {table: weights [rows, options] or indices [rows]}``.
+        `fast` runs it on the grouped path where the space has one
+        (`nasedu.grouped`); the readable path holds the same parameters."""
         raise NotImplementedError
 
     def network(self, architecture, num_classes: int, in_channels: int, **options):

@@ -169,11 +169,11 @@ class DartsCellSpace(SearchSpace):
         return g
 
     # -- networks ------------------------------------------------------------------------
-    def supernet(self, num_classes: int, in_channels: int):
+    def supernet(self, num_classes: int, in_channels: int, fast: bool = True):
         from ..supernet import Supernet
 
         return Supernet(self.C, num_classes, self.layers, self.steps, self.multiplier, self.stem_multiplier,
-                        in_channels, self.primitives)
+                        in_channels, self.primitives, fast=fast)
 
     def network_options(self) -> dict:
         return {"C": self.C, "layers": self.layers, "auxiliary": False, "drop_path_prob": 0.0}

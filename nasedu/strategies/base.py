@@ -106,8 +106,8 @@ class SupernetStrategy(Strategy):
                  w_nesterov=False):
         super().__init__(context)
         context.require_data(self.name)
-        self.supernet = channels_last(self.space.supernet(context.num_classes, context.in_channels).to(context.device),
-                                      context.device)
+        self.supernet = channels_last(self.space.supernet(context.num_classes, context.in_channels,
+                                                          fast=context.fast).to(context.device), context.device)
         self.w_optimizer = WeightOptimizer(self.supernet.parameters(), epochs=context.epochs, lr=w_lr, lr_min=w_lr_min,
                                            momentum=w_momentum, weight_decay=w_weight_decay, grad_clip=grad_clip,
                                            nesterov=w_nesterov)
