@@ -266,6 +266,9 @@ def _tap_pairs(H, W, kernel, stride, padding, dilation, device, dtype):
                         if 0 <= ix < W:
                             E[ky * kw + kx, oy * Wo + ox, iy * W + ix] = 1.0
         _TAP_PAIRS[key] = (E.view(kh * kw, -1).to(device, dtype), (Ho, Wo))
+        if torch._C._functorch.is_functorch_wrapped_tensor(_TAP_PAIRS[key][0]):
+            # Made inside a torch.func transform (a hypergradient): it would not outlive it.
+            return _TAP_PAIRS.pop(key)
     return _TAP_PAIRS[key]
 
 

@@ -19,8 +19,8 @@ from torch import nn
 from .data import Stream, iterate
 from .device import Precision, channels_last, choose_device, default_threads, threads
 
-__all__ = ["seed_everything", "accuracy", "WeightOptimizer", "batch_statistics", "evaluate_model",
-           "train_network", "TrainResult", "cutout"]
+__all__ = ["seed_everything", "accuracy", "WeightOptimizer", "batch_statistics", "untracked_batch_norm",
+           "evaluate_model", "train_network", "TrainResult", "cutout"]
 
 
 def seed_everything(seed: int) -> None:
@@ -82,6 +82,23 @@ class WeightOptimizer:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+
+
+@contextlib.contextmanager
+def untracked_batch_norm(model: nn.Module):
+    """Every BatchNorm of `model` normalises with its batch's statistics and
+    does not touch its running statistics: the network is then a pure
+    function of its weights, as `torch.func`'s transforms need (they refuse a
+    forward pass that updates a buffer in place)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, tracking in zip(norms, saved):
+            m.track_running_stats = tracking
 
 
 @contextlib.contextmanager

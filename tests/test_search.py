@@ -13,28 +13,11 @@ from nasedu.budgets import budget, budget_settings
 from nasedu.checkpoint import atomic_write
 from nasedu.search import CheckpointMismatchError, History, SearchDiverged
 
-from helpers import InterruptAt
+from helpers import InterruptAt, assert_same_run
 
 TINY = dict(data="synthetic", C=4, layers=2, steps=2, multiplier=2, epochs=3, batch_size=32, progress=False)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _alphas(result):
-    return {k: a.detach().clone() for k, a in result.strategy.alpha.items()}
-
-
-def assert_same_run(a, b):
-    """Two results of the same search: equal architecture parameters, weights,
-    architecture and recorded numbers."""
-    for k, v in _alphas(a).items():
-        assert torch.equal(v, _alphas(b)[k]), k
-    assert a.architecture == b.architecture
-    assert [r["train_loss"] for r in a.history.steps] == [r["train_loss"] for r in b.history.steps]
-    for key in ("supernet_val_acc", "oneshot_val_acc"):
-        assert [r[key] for r in a.history.epochs] == [r[key] for r in b.history.epochs]
-    w_a, w_b = a.strategy.supernet.state_dict(), b.strategy.supernet.state_dict()
-    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
 
 
 @pytest.mark.parametrize("stop_step", [5, 7])  # 5: an epoch boundary; 7: mid-epoch

@@ -1,4 +1,4 @@
-"""DARTS: Differentiable Architecture Search, first order.
+"""DARTS: Differentiable Architecture Search, first and second order.
 
 Liu, Simonyan & Yang, ICLR 2019 (arXiv:1806.09055).
 
@@ -14,9 +14,16 @@ at the current weights:
     alpha <- alpha - eta_alpha * grad_alpha L_val(w, alpha)      (Adam)
     w     <- w     - eta_w     * grad_w     L_train(w, alpha)    (SGD, momentum)
 
-The second-order gradient (xi > 0, the finite-difference Hessian-vector
-product of Eq. 8) belongs to the hypergradients notebook; it replaces
-`alpha_gradient` and nothing else.
+`unrolled=True` is the second order (xi > 0, Eq. 7-8): alpha descends
+grad_alpha L_val(w', alpha) with w' = w - xi (grad_w L_train + weight decay +
+momentum), one step of the w optimizer unrolled as it would take it (xi its
+current learning rate), the mixed second derivative by the central finite
+difference of Eq. 8 (`nasedu.hypergrad.darts_unrolled`, the authors'
+`Architect`), in float32 even under autocast. It replaces `alpha_gradient`
+and nothing else. One difference from the authors' code: the extra forward
+passes of the finite difference leave BatchNorm's running statistics alone
+(`untracked_batch_norm`); the gradients are the same, since in training
+BatchNorm normalises with the batch's statistics either way.
 
 Defaults are the paper's (Section A.1.1): w by SGD, momentum 0.9, learning
 rate 0.025 annealed by a cosine schedule to 0.001, weight decay 3e-4, gradient
@@ -39,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hypergrad import Bilevel, darts_unrolled
+from ..training import untracked_batch_norm
 from .base import SupernetStrategy, accuracy
 
 __all__ = ["DARTS"]
@@ -50,7 +59,7 @@ class DARTS(SupernetStrategy):
 
     def __init__(self, context, *, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
                  alpha_lr=3e-4, alpha_betas=(0.5, 0.999), alpha_weight_decay=1e-3, alpha_init_scale=1e-3,
-                 warmup_epochs=0):
+                 warmup_epochs=0, unrolled=False):
         super().__init__(context, w_lr=w_lr, w_lr_min=w_lr_min, w_momentum=w_momentum, w_weight_decay=w_weight_decay,
                          grad_clip=grad_clip)
         # alpha: one logit per (row, option) of each table (alphas_normal and alphas_reduce for the DARTS cell).
@@ -60,6 +69,7 @@ class DARTS(SupernetStrategy):
             raise ValueError(f"warmup_epochs must be at least 0 and less than the search's {context.epochs} epochs, "
                              f"got {warmup_epochs}")
         self.warmup_epochs = int(warmup_epochs)
+        self.unrolled = bool(unrolled)
         self.alpha_optimizer = torch.optim.Adam(list(self.alpha.values()), lr=alpha_lr, betas=tuple(alpha_betas),
                                                 weight_decay=alpha_weight_decay)
 
@@ -78,9 +88,36 @@ class DARTS(SupernetStrategy):
         return self.space.derive({k: v.double().cpu() for k, v in self.mixture().items()})
 
     # -- one step of Algorithm 1 ---------------------------------------------
-    def alpha_gradient(self, x_val, y_val):
+    def bilevel(self) -> Bilevel:
+        """The search as a `nasedu.hypergrad.Bilevel` problem: the supernet's
+        cross-entropy as a function of its weights `w` and of `alpha` (dicts of
+        tensors), on a batch ``(x, y)``; L_train and L_val differ only in the batch."""
+        def loss(w, alpha, batch):
+            x, y = batch
+            logits = torch.func.functional_call(self.supernet, w, (x, self.arch_weights(alpha)))
+            half = logits.dtype in (torch.float16, torch.bfloat16)
+            return F.cross_entropy(logits.float() if half else logits, y)
+        return Bilevel(loss, loss)
+
+    def unrolled_gradient(self, x_val, y_val, train_batch):
+        """Second order (Eq. 7-8) by `darts_unrolled`, unrolling the w optimizer's next step."""
+        opt = self.w_optimizer
+        w = {name: p.detach() for name, p in self.supernet.named_parameters()}
+        buffers = {name: opt.momentum_buffer(p) for name, p in self.supernet.named_parameters()}
+        alpha = {k: a.detach() for k, a in self.alpha.items()}
+        with untracked_batch_norm(self.supernet), self.context.precision.float32():
+            grads = darts_unrolled(self.bilevel(), w, alpha, train_batch, (x_val, y_val), xi=opt.lr,
+                                   momentum=opt.momentum, weight_decay=opt.weight_decay, momentum_buffer=buffers)
+        with torch.no_grad():
+            loss, logits = self.loss(x_val, y_val, self.arch_weights())
+        return [grads[k] for k in self.alpha], loss.detach(), accuracy(logits, y_val)
+
+    def alpha_gradient(self, x_val, y_val, train_batch=None):
         """First order: grad_alpha L_val(w, alpha) at the current w (Eq. 6, xi = 0).
-        Only alpha needs a gradient, so autograd skips every weight gradient."""
+        Only alpha needs a gradient, so autograd skips every weight gradient.
+        Second order (`unrolled`): `unrolled_gradient` on `train_batch`."""
+        if self.unrolled:
+            return self.unrolled_gradient(x_val, y_val, train_batch)
         loss, logits = self.loss(x_val, y_val, self.arch_weights())
         alphas = list(self.alpha.values())
         # A table the network never uses (no normal cell when layers=2) gets a zero gradient.
@@ -92,15 +129,17 @@ class DARTS(SupernetStrategy):
         streams = self.context.streams
         if self.epoch < self.warmup_epochs:  # w alone under the initial mixture
             return {**self.w_step(next(streams.w), self.mixture()), "lr": self.w_optimizer.lr}
-        # 1. Update alpha by descending grad_alpha L_val(w - xi grad_w L_train(w, alpha), alpha), xi = 0.
+        # 1. Update alpha by descending grad_alpha L_val(w - xi grad_w L_train(w, alpha), alpha)
+        #    (xi = 0 in first order; second order unrolls on the batch the w step then takes, as the authors' code).
         x_val, y_val = next(streams.arch)
+        train_batch = next(streams.w)
         self.alpha_optimizer.zero_grad(set_to_none=True)
-        grads, arch_loss, arch_acc = self.alpha_gradient(x_val, y_val)
+        grads, arch_loss, arch_acc = self.alpha_gradient(x_val, y_val, train_batch)
         for a, g in zip(self.alpha.values(), grads):
             a.grad = g
         self.alpha_optimizer.step()
         # 2. Update w by descending grad_w L_train(w, alpha), alpha held fixed.
-        metrics = self.w_step(next(streams.w), self.mixture())
+        metrics = self.w_step(train_batch, self.mixture())
         return {**metrics, "arch_loss": arch_loss.item(), "arch_acc": arch_acc, "lr": self.w_optimizer.lr}
 
     # -- saving and resuming -------------------------------------------------
