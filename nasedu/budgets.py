@@ -33,8 +33,9 @@ BUDGETS = {
         # needs: with ~100 steps instead of ~20,000, alpha at the paper's
         # learning rate (3e-4) would barely leave its initial value; a third
         # of the epochs train w alone first, as PC-DARTS and P-DARTS do.
-        "strategies": {"darts": {"alpha_lr": 3e-2}},
-        "space_strategies": {("darts", "darts"): {"warmup_epochs": 2}, ("darts", "nb201"): {"warmup_epochs": 4}},
+        "strategies": {"darts": {"alpha_lr": 3e-2}, "sge": {"alpha_lr": 3e-2}},
+        "space_strategies": {("darts", "darts"): {"warmup_epochs": 2}, ("darts", "nb201"): {"warmup_epochs": 4},
+                             ("sge", "darts"): {"warmup_epochs": 2}, ("sge", "nb201"): {"warmup_epochs": 4}},
     },
     "full": {
         "data": "cifar10", "batch_size": 64, "epochs": 50,

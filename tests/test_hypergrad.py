@@ -154,3 +154,35 @@ def test_second_order_darts_searches_and_resumes_exactly(tmp_path, space):
     assert_same_run(reference, resumed)
     first = nasedu.search("darts", **{**tiny, "unrolled": False})
     assert any(not torch.equal(a, first.strategy.alpha[k]) for k, a in reference.strategy.alpha.items())
+
+
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_sge_searches_and_resumes_exactly(tmp_path, space):
+    """The directions u_j come from a generator saved with the checkpoint, so
+    an interrupted SGE search resumes to the uninterrupted result."""
+    import nasedu
+    from helpers import InterruptAt, assert_same_run
+
+    tiny = dict(data="synthetic", epochs=2, batch_size=32, progress=False, space=space, Q=3,
+                **({"C": 4, "layers": 2, "steps": 2, "multiplier": 2} if space == "darts" else {"C": 4, "N": 1}))
+    reference = nasedu.search("sge", **tiny)
+    assert reference.history.meta["strategy"] == "sge"
+    nasedu.search("sge", out=str(tmp_path), callbacks=[InterruptAt(3)], **tiny)
+    resumed = nasedu.search("sge", out=str(tmp_path), **tiny)
+    assert_same_run(reference, resumed)
+
+
+def test_sge_options_are_checked():
+    import nasedu
+
+    with pytest.raises(ValueError, match="Q >= 1"):
+        nasedu.search("sge", data="synthetic", C=4, layers=2, epochs=1, progress=False, Q=0)
+
+
+def test_sge_takes_darts_options_but_not_its_unrolled_gradient():
+    import nasedu
+
+    options = nasedu.search_options("sge")["strategy"]
+    assert options["alpha_lr"] == 3e-4 and options["Q"] == 10 and options["p"] == 0.01
+    with pytest.raises(ValueError, match="drop unrolled=True"):
+        nasedu.search("sge", data="synthetic", C=4, layers=2, epochs=1, progress=False, unrolled=True)

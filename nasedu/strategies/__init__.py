@@ -3,10 +3,11 @@ and `nasedu.search` accept to their classes."""
 from .base import Strategy, SupernetStrategy
 from .darts import DARTS
 from .random_search import RandomSearch
+from .sge import SGE
 
-STRATEGIES = {"darts": DARTS, "random": RandomSearch}
+STRATEGIES = {"darts": DARTS, "random": RandomSearch, "sge": SGE}
 
-__all__ = ["Strategy", "SupernetStrategy", "DARTS", "RandomSearch", "STRATEGIES", "get_strategy"]
+__all__ = ["Strategy", "SupernetStrategy", "DARTS", "RandomSearch", "SGE", "STRATEGIES", "get_strategy"]
 
 
 def get_strategy(name):

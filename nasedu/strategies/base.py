@@ -53,9 +53,13 @@ class Strategy:
 
     @classmethod
     def options(cls) -> dict:
-        """The hyper-parameters ``__init__`` takes, with their defaults (the paper's)."""
+        """The hyper-parameters ``__init__`` takes, with their defaults (the paper's);
+        an ``__init__`` that passes ``**options`` on to its parent's takes the parent's too."""
         params = list(inspect.signature(cls.__init__).parameters.values())[2:]  # after self, context
-        return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+        inherited = {}
+        if any(p.kind == p.VAR_KEYWORD for p in params):
+            inherited = next(c for c in cls.__mro__[1:] if "__init__" in c.__dict__).options()
+        return {**inherited, **{p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}}
 
     # -- the loop calls these ----------------------------------------------------------
     def steps_per_epoch(self) -> int:
