@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 DARTS_NOTEBOOK = REPO / "notebooks" / "04_softmax_relaxation_darts.ipynb"
 
-TINY_EPOCHS = 4
+TINY_EPOCHS = 12  # long enough (about 3 s on the fast supernet path) for the curve to grow on screen
 TINY_STEPS = 5 * TINY_EPOCHS  # 5 steps per epoch on the synthetic data
 LIVE_CELLS = [
     # One torch thread: the kernel shares two cores with the server and Chromium.
