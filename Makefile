@@ -38,6 +38,7 @@ benchmarks: install system-deps
 	$(BIN)/python benchmarks/threads.py
 	$(BIN)/python benchmarks/bench_protocol.py
 	$(BIN)/python benchmarks/quick_darts.py
+	$(BIN)/python benchmarks/hypergrad_error.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -67,7 +67,9 @@ def relative_error(estimate: Params, truth: Params) -> float:
 
 
 def cosine(estimate: Params, truth: Params) -> float:
-    return float(_dot(estimate, truth) / (_norm(estimate) * _norm(truth)))
+    """The cosine of the angle between the two (0 when either is zero)."""
+    norms = _norm(estimate) * _norm(truth)
+    return float(_dot(estimate, truth) / norms) if norms > 0 else 0.0
 
 
 def _grad_w(loss, w, alpha, batch):
