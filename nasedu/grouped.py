@@ -304,11 +304,14 @@ def _factorized_reduce(x, reduces):
     1x1 convolutions, concatenated per module, BatchNorm)."""
     n = len(reduces)
     x = F.relu(x)
-    shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
-    a = F.conv2d(x, _cat([m.conv_1.weight for m in reduces]), stride=2, groups=n)
-    b = F.conv2d(shifted, _cat([m.conv_2.weight for m in reduces]), stride=2, groups=n)
-    B, _, H, W = a.shape
-    y = torch.cat([a.view(B, n, -1, H, W), b.view(B, n, -1, H, W)], dim=2).view(B, -1, H, W)
+    # A stride-2 1x1 convolution reads every other pixel: pick them, then one
+    # matrix product does both convolutions of every module.
+    even = x[:, :, ::2, ::2]
+    odd = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))[:, :, ::2, ::2]
+    y = _pointwise_matmul(torch.cat([even, odd], dim=1),
+                          [m.conv_1 for m in reduces] + [m.conv_2 for m in reduces])
+    B, _, H, W = y.shape  # [B, (conv_1 | conv_2) x module x C/2]: regroup per module
+    y = y.view(B, 2, n, -1, H, W).transpose(1, 2).reshape(B, -1, H, W)
     return _batch_norm(y, [m.bn for m in reduces])
 
 

@@ -172,3 +172,13 @@ def test_a_search_checkpointed_on_one_path_resumes_on_the_other(tmp_path):
     assert all(isinstance(c, FastSearchCell) for c in resumed.strategy.supernet.cells)
     for k, a in reference.strategy.alpha.items():
         assert close(resumed.strategy.alpha[k].detach(), a.detach(), rel=1e-3)
+
+
+def test_fast_path_on_odd_map_sizes():
+    """A 7x7 input: reductions to 4x4 and 2x2 (FactorizedReduce's shifted half pads)."""
+    space = DartsCellSpace(C=4, layers=3)
+    fast, readable = pair(space)
+    x, y = torch.randn(8, 1, 7, 7), torch.randint(0, 10, (8,))
+    alpha = make_alpha(space)
+    assert_same(fast, readable, x, y, soft(alpha), alpha)
+    assert_same(fast, readable, x, y, lambda: space.encode(DARTS_V2), alpha)
