@@ -99,18 +99,25 @@ class DARTS(SupernetStrategy):
             return F.cross_entropy(logits.float() if half else logits, y)
         return Bilevel(loss, loss)
 
-    def unrolled_gradient(self, x_val, y_val, train_batch):
-        """Second order (Eq. 7-8) by `darts_unrolled`, unrolling the w optimizer's next step."""
-        opt = self.w_optimizer
+    def estimated_gradient(self, x_val, y_val, estimate):
+        """alpha's gradient by ``estimate(problem, w, alpha)``, a `nasedu.hypergrad`
+        estimator on `bilevel()` at the current w and alpha (BatchNorm untracked,
+        float32 even under autocast), and the validation loss and accuracy at w."""
         w = {name: p.detach() for name, p in self.supernet.named_parameters()}
-        buffers = {name: opt.momentum_buffer(p) for name, p in self.supernet.named_parameters()}
         alpha = {k: a.detach() for k, a in self.alpha.items()}
         with untracked_batch_norm(self.supernet), self.context.precision.float32():
-            grads = darts_unrolled(self.bilevel(), w, alpha, train_batch, (x_val, y_val), xi=opt.lr,
-                                   momentum=opt.momentum, weight_decay=opt.weight_decay, momentum_buffer=buffers)
+            grads = estimate(self.bilevel(), w, alpha)
         with torch.no_grad():
             loss, logits = self.loss(x_val, y_val, self.arch_weights())
         return [grads[k] for k in self.alpha], loss.detach(), accuracy(logits, y_val)
+
+    def unrolled_gradient(self, x_val, y_val, train_batch):
+        """Second order (Eq. 7-8) by `darts_unrolled`, unrolling the w optimizer's next step."""
+        opt = self.w_optimizer
+        buffers = {name: opt.momentum_buffer(p) for name, p in self.supernet.named_parameters()}
+        return self.estimated_gradient(x_val, y_val, lambda problem, w, alpha: darts_unrolled(
+            problem, w, alpha, train_batch, (x_val, y_val), xi=opt.lr, momentum=opt.momentum,
+            weight_decay=opt.weight_decay, momentum_buffer=buffers))
 
     def alpha_gradient(self, x_val, y_val, train_batch=None):
         """First order: grad_alpha L_val(w, alpha) at the current w (Eq. 6, xi = 0).

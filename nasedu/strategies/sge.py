@@ -26,8 +26,6 @@ from __future__ import annotations
 import torch
 
 from ..hypergrad import sge
-from ..training import untracked_batch_norm
-from .base import accuracy
 from .darts import DARTS
 
 __all__ = ["SGE"]
@@ -52,14 +50,8 @@ class SGE(DARTS):
         """The SGE estimate on S_0 = the step's training batch (then further
         batches of the w half for N > 1) and D_F = the validation batch."""
         batches = [train_batch] + [next(self.context.streams.w) for _ in range(self.inner_steps - 1)]
-        w = {name: p.detach() for name, p in self.supernet.named_parameters()}
-        alpha = {k: a.detach() for k, a in self.alpha.items()}
-        with untracked_batch_norm(self.supernet), self.context.precision.float32():
-            grads = sge(self.bilevel(), w, alpha, batches, (x_val, y_val), Q=self.Q, mu=self.mu, p=self.p,
-                        generator=self.generator)
-        with torch.no_grad():
-            loss, logits = self.loss(x_val, y_val, self.arch_weights())
-        return [grads[k] for k in self.alpha], loss.detach(), accuracy(logits, y_val)
+        return self.estimated_gradient(x_val, y_val, lambda problem, w, alpha: sge(
+            problem, w, alpha, batches, (x_val, y_val), Q=self.Q, mu=self.mu, p=self.p, generator=self.generator))
 
     def state_dict(self):
         return {**super().state_dict(), "generator": self.generator.get_state()}
