@@ -33,7 +33,13 @@ BUDGETS = {
         # needs: with ~100 steps instead of ~20,000, alpha at the paper's
         # learning rate (3e-4) would barely leave its initial value; a third
         # of the epochs train w alone first, as PC-DARTS and P-DARTS do.
-        "strategies": {"darts": {"alpha_lr": 3e-2}, "sge": {"alpha_lr": 3e-2}},
+        # SNAS (plain SGD on alpha, 3e-4 over ~117,000 steps of its 150-epoch
+        # search) gets about 200 steps here: alpha_lr x 100, as DARTS's. NASP's
+        # Adam moves each entry of alpha about alpha_lr per step, so at 3e-4 its
+        # alpha would move ~0.03 in ~100 steps and never meet the box [0, 1]
+        # that its second proximal step enforces (the full search moves it ~6).
+        "strategies": {"darts": {"alpha_lr": 3e-2}, "sge": {"alpha_lr": 3e-2}, "snas": {"alpha_lr": 3e-2},
+                       "nasp": {"alpha_lr": 3e-2}},
         "space_strategies": {("darts", "darts"): {"warmup_epochs": 2}, ("darts", "nb201"): {"warmup_epochs": 4},
                              ("sge", "darts"): {"warmup_epochs": 2}, ("sge", "nb201"): {"warmup_epochs": 4}},
     },

@@ -23,12 +23,26 @@ from __future__ import annotations
 
 import inspect
 
+import torch
 import torch.nn.functional as F
 
 from ..device import channels_last
 from ..training import WeightOptimizer, accuracy
 
-__all__ = ["Strategy", "SupernetStrategy", "accuracy"]
+__all__ = ["Strategy", "SupernetStrategy", "accuracy", "alpha_state", "load_alpha_state"]
+
+
+def alpha_state(alpha: dict, optimizer) -> dict:
+    """Architecture parameters (copied) and their optimizer's state, for a strategy's `state_dict`."""
+    return {"alpha": {k: a.detach().clone() for k, a in alpha.items()}, "alpha_optimizer": optimizer.state_dict()}
+
+
+def load_alpha_state(alpha: dict, optimizer, state: dict) -> None:
+    """Restore what `alpha_state` saved, in place."""
+    with torch.no_grad():
+        for k, a in alpha.items():
+            a.copy_(state["alpha"][k])
+    optimizer.load_state_dict(state["alpha_optimizer"])
 
 
 class Strategy:

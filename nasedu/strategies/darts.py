@@ -48,7 +48,7 @@ from torch import nn
 
 from ..hypergrad import Bilevel, darts_unrolled
 from ..training import untracked_batch_norm
-from .base import SupernetStrategy, accuracy
+from .base import SupernetStrategy, accuracy, alpha_state, load_alpha_state
 
 __all__ = ["DARTS"]
 
@@ -151,12 +151,8 @@ class DARTS(SupernetStrategy):
 
     # -- saving and resuming -------------------------------------------------
     def state_dict(self):
-        return {**super().state_dict(), "alpha": {k: a.detach().clone() for k, a in self.alpha.items()},
-                "alpha_optimizer": self.alpha_optimizer.state_dict()}
+        return {**super().state_dict(), **alpha_state(self.alpha, self.alpha_optimizer)}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        with torch.no_grad():
-            for k, a in self.alpha.items():
-                a.copy_(state["alpha"][k])
-        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        load_alpha_state(self.alpha, self.alpha_optimizer, state)
