@@ -39,6 +39,7 @@ benchmarks: install system-deps
 	$(BIN)/python benchmarks/bench_protocol.py
 	$(BIN)/python benchmarks/quick_darts.py
 	$(BIN)/python benchmarks/hypergrad_error.py
+	$(BIN)/python benchmarks/hypergrad_search.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -186,3 +186,21 @@ def test_sge_takes_darts_options_but_not_its_unrolled_gradient():
     assert options["alpha_lr"] == 3e-4 and options["Q"] == 10 and options["p"] == 0.01
     with pytest.raises(ValueError, match="drop unrolled=True"):
         nasedu.search("sge", data="synthetic", C=4, layers=2, epochs=1, progress=False, unrolled=True)
+
+
+def test_error_vs_cost_rows_measure_what_the_closed_form_predicts():
+    from nasedu.hypergrad import error_vs_cost
+
+    rows = error_vs_cost(RidgeProblem(), iterations=(2, 10), unroll_steps=(1, 50), sge_N=(1,), sge_Q=(1, 30),
+                         seeds=3)
+    by = {(r["estimator"], r["setting"]): r for r in rows}
+    assert by[("first order", "")]["rel_error"] == pytest.approx(1.0)
+    # 8 features: conjugate gradient is exact after 8 steps, unrolling improves with its steps
+    assert by[("implicit, conjugate gradient", "10 steps")]["rel_error"] < 1e-10
+    assert by[("unrolled, exact", "N=50")]["rel_error"] < by[("unrolled, exact", "N=1")]["rel_error"]
+    # the one-step finite difference is the exact one-step unrolled hypergradient on a quadratic
+    assert by[("DARTS one-step, finite difference", "xi=0.01")]["rel_error"] == pytest.approx(
+        by[("unrolled, exact", "N=1")]["rel_error"], rel=1e-8)
+    # more Gaussian directions: an estimate that points closer to the truth
+    assert by[("SGE", "N=1, Q=30, mu=0.01")]["cosine"] > by[("SGE", "N=1, Q=1, mu=0.01")]["cosine"] + 0.2
+    assert all(r["gradients"] > 0 and r["seconds"] >= 0 for r in rows)
