@@ -18,6 +18,9 @@ import torch
 
 __all__ = ["BUDGETS", "budget", "budget_settings"]
 
+# DARTS and the strategies that subclass it: one quick budget for them all.
+DARTS_FAMILY = ("darts", "sge", "sdarts_rs", "sdarts_adv", "darts_minus", "beta_darts")
+
 BUDGETS = {
     "quick": {
         "data": "digits", "batch_size": 64, "epochs": 3,
@@ -25,10 +28,12 @@ BUDGETS = {
         # The NB201 supernet joins its stages as the nb201-digits table's networks do
         # (`Shortcut`), so that the cells, not the blocks, decide what it learns.
         "spaces": {"darts": {"C": 4, "layers": 5}, "nb201": {"C": 8, "N": 1, "blocks": "shortcut"},
-                   "macro": {"C": 8, "head": 64}},
+                   "macro": {"C": 8, "head": 64},
+                   # NAS-RL's chain: 4 layers (the paper: 6, growing to 15) and half its numbers of filters.
+                   "chain": {"layers": 4, "filters": [12, 18, 24, 32]}},
         # Epochs per space where they differ from "epochs": a NAS-Bench-201
         # supernet step costs about a tenth of a DARTS-cell one.
-        "space_epochs": {"darts": 6, "nb201": 12},
+        "space_epochs": {"darts": 6, "nb201": 12, "chain": 1},
         # Per-strategy changes from the paper's defaults that the quick budget
         # needs: with ~100 steps instead of ~20,000, alpha at the paper's
         # learning rate (3e-4) would barely leave its initial value; a third
@@ -38,14 +43,31 @@ BUDGETS = {
         # Adam moves each entry of alpha about alpha_lr per step, so at 3e-4 its
         # alpha would move ~0.03 in ~100 steps and never meet the box [0, 1]
         # that its second proximal step enforces (the full search moves it ~6).
-        "strategies": {"darts": {"alpha_lr": 3e-2}, "sge": {"alpha_lr": 3e-2}, "snas": {"alpha_lr": 3e-2},
-                       "nasp": {"alpha_lr": 3e-2}},
-        "space_strategies": {("darts", "darts"): {"warmup_epochs": 2}, ("darts", "nb201"): {"warmup_epochs": 4},
-                             ("sge", "darts"): {"warmup_epochs": 2}, ("sge", "nb201"): {"warmup_epochs": 4}},
+        # The variants of DARTS (SDARTS, DARTS-, beta-DARTS) get DARTS's changes, so that a comparison
+        # changes one thing; their own schedules (epsilon, beta, lambda) are per epoch and need none.
+        # ENAS: an epoch here is ~9 w-steps, not the paper's ~280, so its 30 controller steps of 10 children
+        # (300 supernet evaluations, ~90% of the work) become 10 steps of 5; with 60 to 120 controller
+        # steps instead of 4,500, Adam's learning rate x 10 (it moves each weight about lr per step).
+        # Random search with weight sharing ranks 100 candidates on 2 minibatches (the code's 1,000 on 10:
+        # 10,000 evaluations, more than the whole search's training here) and rescores the best 10 on the
+        # whole architecture half, as the code does.
+        "strategies": {"snas": {"alpha_lr": 3e-2}, "nasp": {"alpha_lr": 3e-2},
+                       **{name: {"alpha_lr": 3e-2} for name in DARTS_FAMILY},
+                       "enas": {"controller_steps": 10, "controller_aggregate": 5, "controller_lr": 3.5e-2},
+                       "random_ws": {"candidates": 100, "eval_batches": 2},
+                       # NAS-RL on the chain: 10 updates of m = 8 children (1 epoch of 10), each child trained 2
+                       # epochs (not 50; ~1.4 CPU-seconds each), instead of the paper's 12,800 children from 100
+                       # asynchronous replicas; so Adam's learning rate 0.01, not 6e-4 (at 6e-4 nothing moves in
+                       # 25 updates; at 0.01 the chain's mean child accuracy rises from ~0.65 to ~0.85 in 10 updates
+                       # and ~0.9 in 20, and on NAS-Bench-Macro it beats random search: benchmarks/nas_rl_macro.py).
+                       "nas_rl": {"controller_lr": 1e-2, "train_epochs": 2}},
+        "space_strategies": {key: value for name in DARTS_FAMILY for key, value in
+                             {(name, "darts"): {"warmup_epochs": 2}, (name, "nb201"): {"warmup_epochs": 4}}.items()},
     },
     "full": {
         "data": "cifar10", "batch_size": 64, "epochs": 50,
-        "spaces": {"darts": {"C": 16, "layers": 8}, "nb201": {"C": 16, "N": 5}, "macro": {"C": 32, "head": 1280}},
+        "spaces": {"darts": {"C": 16, "layers": 8}, "nb201": {"C": 16, "N": 5}, "macro": {"C": 32, "head": 1280},
+                   "chain": {"layers": 15}},
         "strategies": {},
     },
 }

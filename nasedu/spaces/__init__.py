@@ -3,7 +3,8 @@ drawn, counted and built (see `nasedu.spaces.base.SearchSpace`).
 
 - ``"darts"``: the DARTS cell (Liu et al. 2019), `DartsCellSpace`;
 - ``"nb201"``: the NAS-Bench-201 cell (Dong & Yang 2020), `NB201Space`;
-- ``"macro"``: the NAS-Bench-Macro chain (Su et al. 2021), `MacroSpace`.
+- ``"macro"``: the NAS-Bench-Macro chain (Su et al. 2021), `MacroSpace`;
+- ``"chain"``: NAS-RL's chain of convolutions with skips (Zoph & Le 2017), `ChainSpace`.
 
 ``get_space("nb201", C=8)`` builds one; ``get_space(space.config())``
 rebuilds a space from the settings a checkpoint or a history saved.
@@ -15,17 +16,19 @@ import json
 import os
 
 from .base import Architecture, ArchitectureError, SearchSpace, Table
+from .chain import ChainArch, ChainSpace
 from .darts import DartsCellSpace
 from .macro import MacroArch, MacroSpace
 from .nb201 import NB201Arch, NB201Space
 
-SPACES = {"darts": DartsCellSpace, "nb201": NB201Space, "macro": MacroSpace}
+SPACES = {"darts": DartsCellSpace, "nb201": NB201Space, "macro": MacroSpace, "chain": ChainSpace}
 
 __all__ = ["SPACES", "get_space", "space_name", "space_options", "load_architecture", "save_architecture", "SearchSpace",
            "Architecture", "ArchitectureError", "Table", "DartsCellSpace", "NB201Space", "NB201Arch", "MacroSpace",
-           "MacroArch"]
+           "MacroArch", "ChainSpace", "ChainArch"]
 
-ALIASES = {"darts_cell": "darts", "nas_bench_201": "nb201", "nasbench201": "nb201", "nas_bench_macro": "macro"}
+ALIASES = {"darts_cell": "darts", "nas_bench_201": "nb201", "nasbench201": "nb201", "nas_bench_macro": "macro",
+           "nas_rl_chain": "chain"}
 
 
 def space_name(name) -> str:

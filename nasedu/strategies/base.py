@@ -21,13 +21,14 @@ supernet under the strategy's mixture and of the derived architecture alone.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import torch
 import torch.nn.functional as F
 
 from ..device import channels_last
-from ..training import WeightOptimizer, accuracy
+from ..training import WeightOptimizer, accuracy, batch_statistics
 
 __all__ = ["Strategy", "SupernetStrategy", "accuracy", "alpha_state", "load_alpha_state"]
 
@@ -168,10 +169,45 @@ class SupernetStrategy(Strategy):
 
         The gap between them is the discretisation gap (notebook 07)."""
         loss, acc = self.context.evaluate(self.supernet, self.mixture())
-        hard = {k: v.to(self.context.device) for k, v in self.space.encode(self.architecture()).items()}
-        one_loss, one_acc = self.context.evaluate(self.supernet, hard, bn="batch")
-        return {"supernet_val_loss": loss, "supernet_val_acc": acc, "oneshot_val_loss": one_loss,
-                "oneshot_val_acc": one_acc}
+        return {"supernet_val_loss": loss, "supernet_val_acc": acc, **self.oneshot_validate()}
+
+    def oneshot_validate(self) -> dict:
+        """``oneshot_val_*``: the derived architecture alone on the validation split, BatchNorm on batch statistics."""
+        loss, acc = self.context.evaluate(self.supernet, self.hard_path(self.architecture()), bn="batch")
+        return {"oneshot_val_loss": loss, "oneshot_val_acc": acc}
+
+    def hard_path(self, architecture) -> dict:
+        """The supernet's argument for one discrete `architecture`: an option index per row of each table,
+        on the device (`SearchSpace.encode`)."""
+        return {k: v.to(self.context.device) for k, v in self.space.encode(architecture).items()}
+
+    def path_accuracy(self, path, batches, bn: str = "batch") -> float:
+        """Accuracy of the shared weights running hard path `path` on `batches` (``[(x, y), ...]``), no gradient.
+
+        ``bn="batch"``: BatchNorm on each batch's statistics, running statistics untouched (ENAS scores a sampled
+        child so, its reward); ``"running"``: eval mode, the running statistics gathered over every path trained
+        (random search with weight sharing ranks its candidates so, its code's ``model.eval()``)."""
+        return self.path_accuracies([path], [batches], bn)[0]
+
+    def path_accuracies(self, paths, batches, bn: str = "batch") -> list:
+        """`path_accuracy` of each of `paths` on its own list of `batches` (``batches[k]`` for ``paths[k]``),
+        with the supernet put in the right mode once for them all."""
+        if bn not in ("batch", "running"):
+            raise ValueError(f"bn must be 'batch' or 'running', got {bn!r}")
+        was_training = self.supernet.training
+        self.supernet.eval()
+        out = []
+        with torch.no_grad(), (batch_statistics(self.supernet) if bn == "batch" else contextlib.nullcontext()):
+            for path, path_batches in zip(paths, batches):
+                correct = total = 0
+                for x, y in path_batches:
+                    with self.context.precision.autocast():
+                        logits = self.supernet(x, path)
+                    correct += (logits.float().argmax(1) == y).sum().item()
+                    total += len(y)
+                out.append(correct / max(total, 1))
+        self.supernet.train(was_training)
+        return out
 
     def state_dict(self) -> dict:
         return {"supernet": self.supernet.state_dict(), "w_optimizer": self.w_optimizer.state_dict()}
