@@ -55,14 +55,19 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def config_difference(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+def config_difference(saved: dict, wanted: dict, prefix: str = "", defaults: dict | None = None) -> list[str]:
     """The settings that differ, one ``"key: saved -> wanted"`` line each
-    (nested dicts by dotted key, so a changed hyper-parameter is named)."""
-    lines = []
+    (nested dicts by dotted key, so a changed hyper-parameter is named).
+    A key missing from `saved` whose wanted value is its entry in `defaults`
+    (same nesting) is no difference: the checkpoint predates that option, and
+    an option added later defaults to the behaviour before it."""
+    lines, defaults = [], defaults or {}
     for key in sorted(set(saved) | set(wanted)):
         a, b = saved.get(key), wanted.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            lines += config_difference(a, b, f"{prefix}{key}.")
+            lines += config_difference(a, b, f"{prefix}{key}.", defaults.get(key))
+        elif key not in saved and key in defaults and defaults[key] == b:
+            continue
         elif a != b:
             lines.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return lines

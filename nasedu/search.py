@@ -375,7 +375,8 @@ def _run(config, strat, context, streams, steps_per_epoch, out, resume, callback
                 raise CheckpointMismatchError(out, [
                     f"it was written by another version of nasedu (checkpoint format {ckpt.get('format', 1)}, "
                     f"this version reads {CHECKPOINT_FORMAT})"])
-            diff = config_difference(ckpt["config"], config)
+            diff = config_difference(ckpt["config"], config,
+                                     defaults={"hyperparameters": _jsonable(type(strat).options())})
             if diff:
                 raise CheckpointMismatchError(out, diff)
             strat.load_state_dict(ckpt["strategy"])

@@ -231,3 +231,16 @@ def test_the_budgets_warm_up_keeps_its_share_of_fewer_epochs(monkeypatch):
     assert quick["epochs"] == 12 and quick["strategy"] == {"alpha_lr": 3e-2, "warmup_epochs": 4}
     r = nasedu.search("darts", space="nb201", data="synthetic", C=4, epochs=3, batch_size=32, progress=False)
     assert r.history.meta["config"]["hyperparameters"]["warmup_epochs"] == 1
+
+
+def test_a_checkpoint_from_before_an_option_existed_still_resumes():
+    """Options added later default to the old behaviour, so their absence from a saved config is no difference;
+    a different value still is."""
+    from nasedu.checkpoint import config_difference
+
+    saved = {"strategy": "darts", "hyperparameters": {"alpha_lr": 0.03}}
+    wanted = {"strategy": "darts", "hyperparameters": {"alpha_lr": 0.03, "alpha_optimizer": "adam"}}
+    defaults = {"hyperparameters": {"alpha_optimizer": "adam"}}
+    assert config_difference(saved, wanted, defaults=defaults) == []
+    changed = {"strategy": "darts", "hyperparameters": {"alpha_lr": 0.03, "alpha_optimizer": "sgd"}}
+    assert config_difference(saved, changed, defaults=defaults) == ["hyperparameters.alpha_optimizer: None -> 'sgd'"]
