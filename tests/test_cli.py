@@ -110,7 +110,7 @@ def test_search_default_out_folder(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["search", "nas-rl", "--data", "synthetic"], "unknown strategy 'nas-rl'; available: darts, random"),
+    (["search", "pnas", "--data", "synthetic"], "unknown strategy 'pnas'; available: darts, random, sge"),
     (["search", "darts", "--space", "nb101", "--data", "synthetic"], "unknown search space 'nb101'"),
     (["search", "darts", "--data", "synthetic", "-o", "alpha_rl=1"], "unknown -o option(s) 'alpha_rl' (did you mean"),
     (["search", "darts", "--data", "imagenet", "--epochs", "1"], "unknown data set 'imagenet'; available: digits"),
