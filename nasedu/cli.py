@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Formatter)
     p.add_argument("strategy", help="search strategy, e.g. darts or random (one per paper; see nasedu.STRATEGIES)")
     p.add_argument("--space", default="darts", metavar="NAME",
-                   help="search space: darts (the DARTS cell), nb201 (NAS-Bench-201) or macro (NAS-Bench-Macro); "
-                        "default: darts")
+                   help="search space: darts (the DARTS cell), nb201 (NAS-Bench-201), macro (NAS-Bench-Macro) "
+                        "or chain (NAS-RL's chain, for nas_rl); default: darts")
     p.add_argument("--data", default=None, metavar="NAME",
                    help="data set: digits (offline), synthetic, mnist, fashion_mnist or cifar10 "
                         "(default: the budget's: digits for quick, cifar10 for full)")
