@@ -26,7 +26,7 @@ import numpy as np
 from .parallel import run_tasks
 from .search import SearchResult, search
 
-__all__ = ["compare", "Comparison"]
+__all__ = ["compare", "Comparison", "search_seconds"]
 
 
 def _run_one(task) -> SearchResult:
@@ -35,6 +35,11 @@ def _run_one(task) -> SearchResult:
     result = search(strategy, seed=seed, progress=False, **options)
     result.strategy = None  # the supernet and optimisers stay in the worker: only the record travels back
     return result
+
+
+def search_seconds(result: SearchResult) -> float:
+    """A search's own time: the sum of its epochs' (not the pool's start-up)."""
+    return sum(e.get("seconds", 0.0) for e in result.history.epochs)
 
 
 @dataclass
@@ -49,7 +54,7 @@ class Comparison:
 
     def seconds(self, label) -> list:
         """Each seed's search time in seconds (the sum of its epochs)."""
-        return [sum(e.get("seconds", 0.0) for e in r.history.epochs) for r in self.results[label].values()]
+        return [search_seconds(r) for r in self.results[label].values()]
 
     def true_accuracies(self, label) -> list | None:
         """Each seed's true accuracy of the found architecture, or None without a table."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compare import compare
+from .compare import compare, search_seconds
 
 __all__ = ["collapse_study", "summarise", "VARIANTS", "METRICS"]
 
@@ -56,7 +56,7 @@ def collapse_study(variants=("darts", "sdarts_rs", "darts_minus"), optimizers=("
             records.append({"variant": variant, "alpha_optimizer": settings["alpha_optimizer"], "seed": seed,
                             "architecture": None if result.architecture is None else result.architecture.to_data(),
                             **{key: last.get(key) for key in METRICS},
-                            "seconds": sum(e.get("seconds", 0.0) for e in result.history.epochs)})
+                            "seconds": search_seconds(result)})
     return records
 
 
