@@ -38,8 +38,9 @@ BUDGETS = {
         # needs: with ~100 steps instead of ~20,000, alpha at the paper's
         # learning rate (3e-4) would barely leave its initial value; a third
         # of the epochs train w alone first, as PC-DARTS and P-DARTS do.
-        # SNAS (plain SGD on alpha, 3e-4 over ~117,000 steps of its 150-epoch
-        # search) gets about 200 steps here: alpha_lr x 100, as DARTS's. NASP's
+        # SNAS moves alpha by plain SGD, 3e-4 over 117,300 steps of its 150-epoch
+        # search: its rate is scaled by 117,300 / this search's steps, so alpha
+        # can travel as far (`paper_steps`; ~0.18 at 12 epochs of digits). NASP's
         # Adam moves each entry of alpha about alpha_lr per step, so at 3e-4 its
         # alpha would move ~0.03 in ~100 steps and never meet the box [0, 1]
         # that its second proximal step enforces (the full search moves it ~6).
@@ -51,7 +52,7 @@ BUDGETS = {
         # Random search with weight sharing ranks 100 candidates on 2 minibatches (the code's 1,000 on 10:
         # 10,000 evaluations, more than the whole search's training here) and rescores the best 10 on the
         # whole architecture half, as the code does.
-        "strategies": {"snas": {"alpha_lr": 3e-2}, "nasp": {"alpha_lr": 3e-2},
+        "strategies": {"snas": {"paper_steps": 150 * 782}, "nasp": {"alpha_lr": 3e-2},
                        **{name: {"alpha_lr": 3e-2} for name in DARTS_FAMILY},
                        "enas": {"controller_steps": 10, "controller_aggregate": 5, "controller_lr": 3.5e-2},
                        "random_ws": {"candidates": 100, "eval_batches": 2},

@@ -20,15 +20,23 @@ of a module, not one defined in a notebook, and a script that calls
 Ray (``pip install "nasedu[ray]"``) is the distributed engine for training
 many independent networks; `address` is passed to ``ray.init`` (``"local"``
 starts a Ray instance on this machine, which the tests use).
+
+Both stay up between calls: starting a pool of spawned workers (each imports
+torch) or a Ray instance takes seconds, and NAS-RL calls `run_tasks` once per
+controller update. One pool per worker count is kept, and the Ray that
+`run_tasks` started, until `shutdown()` or the end of the process. A pool whose
+worker died is replaced at the next call.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["run_tasks", "default_workers", "RayUnavailableError"]
+__all__ = ["run_tasks", "default_workers", "shutdown", "RayUnavailableError"]
 
 
 class RayUnavailableError(ImportError):
@@ -102,28 +110,64 @@ def _results(fn, tasks, workers, address, progress, total):
             bar.close()
 
 
+_POOLS: dict[int, cf.ProcessPoolExecutor] = {}  # worker count -> the pool kept for the next call
+_RAY_STARTED_HERE = False
+
+
+def _executor(workers: int) -> cf.ProcessPoolExecutor:
+    pool = _POOLS.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        # spawn, not fork: a forked torch process can hang on locks held by the parent's threads.
+        # Spawned workers start on demand, so a small call does not start them all.
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                      initializer=_init_worker)
+        _POOLS[workers] = pool
+    return pool
+
+
+def shutdown() -> None:
+    """Stop the worker processes kept between calls, and the Ray instance `run_tasks` started."""
+    global _RAY_STARTED_HERE
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=True, cancel_futures=True)
+    if _RAY_STARTED_HERE:
+        import ray
+
+        ray.shutdown()
+        _RAY_STARTED_HERE = False
+
+
+atexit.register(shutdown)
+
+
 def _pool(fn, tasks, workers) -> Iterator[tuple]:
-    # spawn, not fork: a forked torch process can hang on locks held by the parent's threads
-    context = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context,
-                                initializer=_init_worker) as pool:
+    pool = _executor(workers)
+    try:
         pending = {pool.submit(fn, t): t for t in tasks}
-        try:
-            for future in cf.as_completed(pending):
-                yield pending[future], future.result()
-        finally:
-            for future in pending:
-                future.cancel()
+    except BrokenProcessPool:  # a worker died since the last call: start a fresh pool
+        _POOLS.pop(workers, None)
+        pool = _executor(workers)
+        pending = {pool.submit(fn, t): t for t in tasks}
+    try:
+        for future in cf.as_completed(pending):
+            yield pending[future], future.result()
+    except BrokenProcessPool:
+        _POOLS.pop(workers, None)  # the next call starts a fresh one
+        raise
+    finally:
+        for future in pending:
+            future.cancel()  # a caller that stops early leaves the pool free for the next call
 
 
 def _ray(fn, tasks, address, workers) -> Iterator[tuple]:
     import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
+    global _RAY_STARTED_HERE
+    if not ray.is_initialized():
         kwargs = {"num_cpus": workers} if address == "local" and workers else {}
         ray.init(address=None if address == "local" else address, include_dashboard=False,
                  log_to_driver=False, **kwargs)
+        _RAY_STARTED_HERE = True  # kept for the next call; `shutdown()` or the end of the process stops it
     remote = ray.remote(num_cpus=1)(_call)
     fn_ref = ray.put(fn)
     pending = {remote.remote(fn_ref, t): t for t in tasks}
@@ -135,5 +179,3 @@ def _ray(fn, tasks, address, workers) -> Iterator[tuple]:
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()

@@ -35,3 +35,8 @@ def assert_same_run(a, b):
         assert [r[key] for r in a.history.epochs] == [r[key] for r in b.history.epochs]
     w_a, w_b = a.strategy.supernet.state_dict(), b.strategy.supernet.state_dict()
     assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+
+
+def process_id(_task):
+    """The process a task ran in (module level, so a spawned worker can unpickle it)."""
+    return os.getpid()

@@ -398,6 +398,50 @@ def test_a_search_of_the_nas_bench_macro_table_beats_random_search_with_as_many_
     assert max(asng_mode) <= 150  # the mode: within the table's best 4% on every seed
 
 
+TINY_MACRO = dict(data="synthetic", space="macro", C=4, head=8, epochs=2, batch_size=32, progress=False, ordinal=True)
+
+
+def test_ordinal_layers_on_the_macro_supernet_derive_round_m_and_resume_exactly(tmp_path):
+    """NAS-Bench-Macro's blocks grow in order (none, small, large): with ordinal=True every layer is an ordinal
+    variable in 0..2 on the supernet, sampled as round(clip(x)), shown as P(option) and derived as round(m)."""
+    reference = nasedu.search("asng", **TINY_MACRO)
+    strategy = reference.strategy
+    asng = strategy.asng
+    assert asng.categories == [] and asng.ordinals == [(0, 2)] * 8
+    assert str(reference.architecture) == "".join(str(int(k)) for k in asng.integers(asng.m))
+    table = strategy.distributions()["layers"]
+    assert np.allclose(table.probabilities.sum(1), 1) and table.columns == ["id", "ir_3x3_t3", "ir_5x5_t6"]
+    assert np.allclose(table.probabilities, asng.ordinal_probabilities().numpy())
+    assert not torch.allclose(asng.m, torch.ones(8, dtype=torch.float64))  # m moved from mid-range
+    sample = asng.sample()
+    paths = strategy.hard_paths(sample)
+    assert [p["layers"].tolist() for p in paths] == asng.integers(sample.ordinal).tolist()
+    assert {"sigma", "delta", "theta_convergence", "oneshot_val_acc"} <= set(reference.history.epochs[-1])
+    nasedu.search("asng", out=str(tmp_path), callbacks=[InterruptAt(3)], **TINY_MACRO)
+    resumed = nasedu.search("asng", out=str(tmp_path), **TINY_MACRO)
+    assert torch.equal(resumed.strategy.asng.theta_ordinal, asng.theta_ordinal)
+    assert_same_asng_run(reference, resumed)
+
+
+def test_ordinal_layers_on_the_nas_bench_macro_table_beat_random_search():
+    """10 seeds, 200 table queries each. Measured: the best network sampled ranks 6, 1, 2, 6, 5, 6, 5, 3, 3, 1
+    (mean 3.8; categorical ASNG 2.6; random search's best of 200, 28.2): the blocks' order helps less than
+    knowing each layer's best block, since accuracy is not monotone in a block's size."""
+    accuracies = nasedu.bench.load("nas-bench-macro").accuracies()
+    ranks = []
+    for seed in range(10):
+        r = nasedu.search("asng", space="macro", benchmark="nas-bench-macro", epochs=10, seed=seed, ordinal=True,
+                          progress=False)
+        assert r.strategy.queries == 200 and r.strategy.asng.ordinals == [(0, 2)] * 8
+        ranks.append(int((accuracies > r.strategy.best_reward).sum()) + 1)
+    assert np.mean(ranks) < 28.2 / 4 and max(ranks) <= 20
+
+
+def test_ordinal_needs_a_space_with_ordered_options():
+    with pytest.raises(ValueError, match=r"ordinal=True needs a space whose options are ordered.*'nb201'.*macro"):
+        nasedu.search("asng", **{**TINY["nb201"], "ordinal": True})
+
+
 def test_the_table_search_resumes_exactly(tmp_path):
     options = dict(space="macro", benchmark="nas-bench-macro", epochs=3, seed=1, progress=False)
     reference = nasedu.search("asng", **options)

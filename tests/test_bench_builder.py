@@ -411,7 +411,11 @@ def test_a_build_resumed_on_ray_gives_the_records_of_local_processes(tmp_path):
     remote = _ray_build(tmp_path / "ray", protocol=SMALL, archs=archs, address="local", workers=2, progress=False)
     import ray
 
-    assert not ray.is_initialized()  # the Ray it started is shut down
+    from nasedu.parallel import shutdown
+
+    assert ray.is_initialized()  # kept for the next call, as a pool is
+    shutdown()
+    assert not ray.is_initialized()  # the Ray run_tasks started stops with shutdown() (or at exit)
     assert set(local) == set(remote) == set(tasks(SMALL, archs))
     assert len(load_results(tmp_path / "ray")) == len(remote)
     for task in local:
@@ -420,6 +424,23 @@ def test_a_build_resumed_on_ray_gives_the_records_of_local_processes(tmp_path):
         for key in ("val_acc", "test_acc"):
             assert a[key] == pytest.approx(b[key], abs=1e-6)
         assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-6)
+
+
+def test_the_process_pool_is_kept_between_calls():
+    """NAS-RL calls run_tasks once per update: its workers start once, not per call."""
+    from helpers import process_id
+
+    from nasedu.parallel import shutdown
+
+    shutdown()
+    first = {pid for _, pid in run_tasks(process_id, range(4), workers=2, progress=False)}
+    second = {pid for _, pid in run_tasks(process_id, range(4), workers=2, progress=False)}
+    assert os.getpid() not in first and 1 <= len(first) <= 2
+    assert second <= first  # the same worker processes
+    shutdown()
+    third = {pid for _, pid in run_tasks(process_id, range(4), workers=2, progress=False)}
+    assert not third & first  # shutdown() stopped them: fresh ones
+    shutdown()
 
 
 def test_a_ray_address_without_ray_says_how_to_install_it(monkeypatch):

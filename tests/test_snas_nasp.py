@@ -223,9 +223,20 @@ def test_quick_search_derives_a_valid_architecture_and_resumes_exactly(tmp_path,
 def test_the_quick_budget_scales_the_architecture_learning_rates():
     from nasedu.budgets import budget_settings
 
-    assert budget_settings("quick", "snas", "nb201")["strategy"]["alpha_lr"] > 3e-4
+    assert budget_settings("quick", "snas", "nb201")["strategy"] == {"paper_steps": 150 * 782}
     assert budget_settings("quick", "nasp", "nb201")["strategy"]["alpha_lr"] > 3e-4
     assert budget_settings("full", "snas", "nb201")["strategy"] == {}
+
+
+def test_snas_paper_steps_lets_a_short_search_move_alpha_as_far_as_the_paper():
+    """paper_steps: alpha_lr x paper_steps / this search's steps (epochs x steps per epoch)."""
+    for epochs in (1, 2):
+        s = nasedu.search("snas", **tiny("nb201", epochs=epochs, paper_steps=117_300)).strategy
+        steps = epochs * s.steps_per_epoch()
+        assert s.alpha_lr == pytest.approx(3e-4 * 117_300 / steps)
+        assert s.alpha_optimizer.param_groups[0]["lr"] == pytest.approx(s.alpha_lr)
+    unscaled = nasedu.search("snas", **tiny("nb201", epochs=1, paper_steps=None)).strategy
+    assert unscaled.alpha_lr == 3e-4  # the paper's rate, as given
 
 
 @pytest.mark.parametrize("strategy, options, message", [

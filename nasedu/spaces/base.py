@@ -62,6 +62,11 @@ class SearchSpace:
         t = layout[name]
         return Table(probabilities, t.rows, t.columns, t.mask, t.title)
 
+    def ordinal_tables(self) -> tuple:
+        """Names of the tables whose options are ordered (a size that grows with the option's index), which
+        a strategy may search as ordinal variables, as ASNG-NAS does with sizes. None by default."""
+        return ()
+
     def shapes(self) -> dict:
         """``{name: (rows, columns)}`` of every table: the shape of alpha or theta."""
         return {k: t.probabilities.shape for k, t in self.tables().items()}

@@ -230,6 +230,11 @@ class MacroSpace(SearchSpace):
         rows = [f"layer {k + 1}" + (" (stride 2)" if k in STAGE_STARTS else "") for k in range(LAYERS)]
         return {"layers": Table(uniform, rows, MACRO_OPS, title="layers")}
 
+    def ordinal_tables(self) -> tuple:
+        """A layer's options grow in order: no block, a small block (3x3, expansion 3), a large one (5x5,
+        expansion 6); a strategy may search each layer as an ordinal variable (`ASNGNAS(ordinal=True)`)."""
+        return ("layers",)
+
     def size(self) -> int:
         """3^8 codes (3,969 distinct networks: see `MacroArch.canonical`)."""
         return len(MACRO_OPS) ** LAYERS

@@ -82,7 +82,10 @@ Where this differs from the authors' code, on purpose:
 toy objectives. `ASNGNAS` is the search strategy: theta over every row of
 every table of a search space, w trained on sampled hard paths of the
 supernet, or, on a benchmark table without data, the table's accuracy as
-the reward.
+the reward. With ``ordinal=True`` the rows of the space's ordered tables
+(`SearchSpace.ordinal_tables`: NAS-Bench-Macro's blocks, which grow from
+none to small to large) are ordinal variables over their option indices,
+as the paper's mixed space treats sizes, and the rest stay categorical.
 """
 from __future__ import annotations
 
@@ -363,7 +366,9 @@ class ASNG:
 
 class ASNGNAS(SupernetStrategy):
     """ASNG-NAS on any search space: one categorical variable per row of each of the space's tables
-    (an edge's operation, a layer's block), theta shown as those tables.
+    (an edge's operation, a layer's block), theta shown as those tables. With ``ordinal=True``, each row of
+    the space's ordered tables is an ordinal variable instead (a Gaussian over its option index, rounded),
+    shown as the probability of each option, P(round(clip(x)) = j), and derived as round(m).
 
     With data (the authors' ``architecture_search``), one step:
 
@@ -387,7 +392,7 @@ class ASNGNAS(SupernetStrategy):
     plots = {**SupernetStrategy.plots, "step size": ["delta"], "theta": ["theta_convergence"]}
 
     def __init__(self, context, *, w_lr=0.025, w_lr_min=0.0, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
-                 lam=2, alpha=1.5, delta_init=1.0, Delta_max=None, updates_per_epoch=10):
+                 lam=2, alpha=1.5, delta_init=1.0, Delta_max=None, updates_per_epoch=10, ordinal=False):
         self.table_only = context.data is None and context.benchmark is not None
         if self.table_only:  # rewards from the table: no supernet, no weights
             Strategy.__init__(self, context)
@@ -400,30 +405,62 @@ class ASNGNAS(SupernetStrategy):
         if int(updates_per_epoch) != updates_per_epoch or updates_per_epoch < 1:
             raise ValueError(f"updates_per_epoch must be a positive integer, got {updates_per_epoch}")
         self.updates_per_epoch = int(updates_per_epoch)
+        ordered = set(self.space.ordinal_tables()) if ordinal else set()
+        if ordinal and not ordered:
+            raise ValueError(f"ordinal=True needs a space whose options are ordered sizes, and {self.space.name!r} "
+                             f"has none (SearchSpace.ordinal_tables); space='macro' has them, or pass ordinal=False")
         # One variable per row of each table; a masked table's row chooses among its unmasked columns only.
-        self.layout, columns = [], []
+        self.layout, columns, is_categorical = [], [], []
         for name, table in self.space.tables().items():
             mask = np.ones(table.probabilities.shape, bool) if table.mask is None else table.mask
             self.layout.append((name, len(table.rows), table.probabilities.shape[1]))
             columns += [np.flatnonzero(row).tolist() for row in mask]
-        self.asng = ASNG([len(c) for c in columns], lam=lam, alpha=alpha, delta_init=delta_init,
-                         Delta_max=Delta_max, seed=context.seed)
-        width = self.asng.theta.shape[1]
+            is_categorical += [name not in ordered] * len(table.rows)
+        self.is_categorical = torch.tensor(is_categorical, dtype=torch.bool)
+        self.asng = ASNG([len(c) for c, cat in zip(columns, is_categorical) if cat],
+                         [(0, len(c) - 1) for c, cat in zip(columns, is_categorical) if not cat],
+                         lam=lam, alpha=alpha, delta_init=delta_init, Delta_max=Delta_max, seed=context.seed)
+        if not self.is_categorical.all():
+            self.plots = {**self.plots, "sigma": ["sigma"]}
+        width = max(len(c) for c in columns)
         self.columns = torch.tensor([c + [0] * (width - len(c)) for c in columns], dtype=torch.long)
         self.best, self.best_reward, self.queries = None, -math.inf, 0
 
     # -- theta as the space's tables ----------------------------------------------------------
-    def probabilities(self) -> dict:
-        """``{table: [rows, options]}``: theta, float64 on the CPU."""
+    def _per_row(self, categorical: torch.Tensor, ordinal: torch.Tensor) -> torch.Tensor:
+        """[rows, options] from the categorical variables' rows and the ordinal ones', in the tables' order."""
+        width = self.columns.shape[1]
+        out = torch.zeros(len(self.is_categorical), width, dtype=F64)
+        for rows, P in ((self.is_categorical, categorical), (~self.is_categorical, ordinal)):
+            if rows.any():
+                out[rows] = torch.nn.functional.pad(P, (0, width - P.shape[1]))
+        return out
+
+    def _as_tables(self, per_row: torch.Tensor) -> dict:
         out, start = {}, 0
         for name, rows, width in self.layout:
             P = torch.zeros(rows, width, dtype=F64)
-            P.scatter_add_(1, self.columns[start:start + rows], self.asng.theta[start:start + rows])
+            P.scatter_add_(1, self.columns[start:start + rows], per_row[start:start + rows])
             out[name], start = P, start + rows
         return out
 
-    def hard_paths(self, c: torch.Tensor) -> list:
-        """The supernet's architecture argument ``{table: indices [rows]}`` of each sample (rows of `c`)."""
+    def probabilities(self) -> dict:
+        """``{table: [rows, options]}``: theta (an ordinal row: P of each option), float64 on the CPU."""
+        ordinal = self.asng.ordinal_probabilities() if self.asng.ordinals else torch.zeros(0, 1, dtype=F64)
+        return self._as_tables(self._per_row(self.asng.theta, ordinal))
+
+    def choices(self, sample: ASNGSample) -> torch.Tensor:
+        """[samples, rows]: each sample's option per row (among the row's options), categorical and ordinal
+        (its Gaussian draw rounded and clipped) together, in the tables' order."""
+        c = torch.empty(len(sample.categorical), len(self.is_categorical), dtype=torch.long)
+        c[:, self.is_categorical] = sample.categorical
+        c[:, ~self.is_categorical] = self.asng.integers(sample.ordinal)
+        return c
+
+    def hard_paths(self, c) -> list:
+        """The supernet's architecture argument ``{table: indices [rows]}`` of each sample: an `ASNGSample`, or
+        its options per row [samples, rows] (`choices`)."""
+        c = self.choices(c) if isinstance(c, ASNGSample) else c
         cols = self.columns.gather(1, c.T).T  # option index -> the table's column
         paths = []
         for k in range(len(c)):
@@ -441,15 +478,23 @@ class ASNGNAS(SupernetStrategy):
         return {k: self.space.table(k, v) for k, v in self.probabilities().items()}
 
     def architecture(self):
-        return self.space.derive(self.probabilities())
+        """The space's rule on theta; an ordinal row takes round(m), the authors' ``mle``."""
+        if self.is_categorical.all():
+            return self.space.derive(self.probabilities())
+        mode = self.asng.integers(self.asng.m)
+        one_hot = torch.zeros(len(mode), self.columns.shape[1], dtype=F64).scatter_(1, mode[:, None], 1.0)
+        return self.space.derive(self._as_tables(self._per_row(self.asng.theta, one_hot)))
 
     # -- one step -------------------------------------------------------------------------------
     def steps_per_epoch(self) -> int:
         return self.updates_per_epoch if self.table_only else super().steps_per_epoch()
 
     def theta_metrics(self) -> dict:
-        """delta after the step, and the authors' convergence measure: the mean over variables of max theta."""
-        return {"delta": self.asng.delta, "theta_convergence": float(self.asng.theta.max(dim=1).values.mean())}
+        """delta after the step, and the authors' convergence measure: the mean over variables of max theta
+        (an ordinal variable's largest option probability); with ordinal variables, their mean sigma."""
+        P = torch.cat([v for v in self.probabilities().values()])
+        out = {"delta": self.asng.delta, "theta_convergence": float(P.max(dim=1).values.mean())}
+        return {**out, "sigma": float(self.asng.sigma.mean())} if self.asng.ordinals else out
 
     def step(self):
         return self.table_step() if self.table_only else self.supernet_step()
@@ -461,7 +506,7 @@ class ASNGNAS(SupernetStrategy):
         x, y = next(streams.w)
         self.w_optimizer.zero_grad()
         train_loss = train_acc = 0.0
-        for path in self.hard_paths(self.asng.sample().categorical):
+        for path in self.hard_paths(self.asng.sample()):
             loss, logits = self.loss(x, y, {k: v.to(self.context.device) for k, v in path.items()})
             (loss / lam).backward()
             train_loss, train_acc = train_loss + loss.item() / lam, train_acc + accuracy(logits, y) / lam
@@ -471,7 +516,7 @@ class ASNGNAS(SupernetStrategy):
         sample = self.asng.sample()
         losses, accs = [], []
         with torch.no_grad():
-            for path in self.hard_paths(sample.categorical):
+            for path in self.hard_paths(sample):
                 loss, logits = self.loss(x_val, y_val, {k: v.to(self.context.device) for k, v in path.items()})
                 losses.append(loss.item())
                 accs.append(accuracy(logits, y_val))
@@ -484,7 +529,7 @@ class ASNGNAS(SupernetStrategy):
     def table_step(self):
         sample = self.asng.sample()
         rewards = []
-        for path in self.hard_paths(sample.categorical):
+        for path in self.hard_paths(sample):
             architecture = self.space.decode(path)
             R = self.context.benchmark.accuracy(architecture)
             rewards.append(R)

@@ -65,6 +65,13 @@ Defaults are the code's (``train_search.py``): w by SGD 0.025 cosine to
 0.001, momentum 0.9, weight decay 3e-4, clipping at 5; alpha by SGD 3e-4,
 clipped at norm 10, initialised log alpha ~ N(1, 0.01^2); tau from 1 to 0.03.
 
+A short search (`paper_steps`): plain SGD moves alpha by alpha_lr times its
+gradient per step, so a search of S steps at the paper's rate moves alpha
+about S / 117,300 as far as the paper's (150 epochs of 50,000 images at
+batch 64: 150 x 782 steps). Given ``paper_steps``, the rate becomes
+``alpha_lr * paper_steps / S``, S this search's steps (epochs x steps per
+epoch), so that alpha can travel as far in total; the quick budget sets it.
+
 What is not copied from the code: the Gumbel noise is drawn with U kept
 away from 0 (the code takes log u unguarded); the temperature period follows
 the search's epochs instead of a hard-coded 150; the default resource
@@ -120,7 +127,7 @@ class SNAS(SupernetStrategy):
     def __init__(self, context, *, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, grad_clip=5.0,
                  alpha_lr=3e-4, alpha_grad_clip=10.0, alpha_init_mean=1.0, alpha_init_std=0.01, temperature=1.0,
                  temperature_min=0.03, temperature_epochs=None, resource_lambda=0.0, resource_cost="all",
-                 log_penalty=True):
+                 log_penalty=True, paper_steps=None):
         problems = []
         if not 0 < temperature_min <= temperature:
             problems.append(f"0 < temperature_min <= temperature (got {temperature_min} and {temperature})")
@@ -129,6 +136,8 @@ class SNAS(SupernetStrategy):
         if alpha_lr <= 0 or alpha_init_std < 0 or (alpha_grad_clip is not None and alpha_grad_clip <= 0):
             problems.append(f"alpha_lr > 0, alpha_init_std >= 0 and alpha_grad_clip > 0 or None "
                             f"(got {alpha_lr}, {alpha_init_std}, {alpha_grad_clip})")
+        if paper_steps is not None and paper_steps < 1:
+            problems.append(f"paper_steps >= 1 or None (got {paper_steps})")
         if resource_lambda < 0:
             problems.append(f"resource_lambda >= 0 (got {resource_lambda})")
         if resource_cost not in RESOURCE_COSTS:
@@ -140,6 +149,9 @@ class SNAS(SupernetStrategy):
         # alpha = log alpha of the paper: one row of logits per decision of each table of the space.
         self.alpha = {name: nn.Parameter(alpha_init_mean + alpha_init_std * torch.randn(shape, device=context.device))
                       for name, shape in self.space.shapes().items()}
+        if paper_steps:  # a short search's alpha travels as far in total as the paper's (module docstring)
+            alpha_lr = alpha_lr * paper_steps / (context.epochs * self.steps_per_epoch())
+        self.alpha_lr = float(alpha_lr)
         self.alpha_optimizer = torch.optim.SGD(list(self.alpha.values()), lr=alpha_lr)
         self.alpha_grad_clip = alpha_grad_clip
         self.temperature0, self.temperature_min = float(temperature), float(temperature_min)
