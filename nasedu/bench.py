@@ -113,6 +113,13 @@ class Benchmark:
         """The mean test accuracy of `architecture` (a fraction)."""
         return self.query(architecture).test_acc
 
+    def search_accuracy(self, architecture) -> float:
+        """The accuracy a search may select on: the validation accuracy where the table records one
+        (nb201-digits), else the test accuracy (NAS-Bench-Macro records no other). A search that selects on
+        test accuracy overstates what it found; `accuracy` judges it afterwards."""
+        record = self.query(architecture)
+        return record.val_acc if record.val_acc is not None else record.test_acc
+
     def __len__(self):
         return len(self._records)
 

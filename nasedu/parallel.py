@@ -34,6 +34,7 @@ import concurrent.futures as cf
 from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 
 __all__ = ["run_tasks", "default_workers", "shutdown", "RayUnavailableError"]
@@ -52,6 +53,13 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _init_pool_worker() -> None:
+    # Ctrl-C (or a kernel's shutdown, which signals the whole process group) is for the caller, which
+    # cancels what is pending; a worker that took it would die mid-task and print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _init_worker()
 
 
 def _call(fn, task):
@@ -120,7 +128,7 @@ def _executor(workers: int) -> cf.ProcessPoolExecutor:
         # spawn, not fork: a forked torch process can hang on locks held by the parent's threads.
         # Spawned workers start on demand, so a small call does not start them all.
         pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker)
+                                      initializer=_init_pool_worker)
         _POOLS[workers] = pool
     return pool
 

@@ -79,3 +79,15 @@ def test_the_table_is_found_for_its_space_and_data(bench):
     assert nasedu.bench.for_space(nasedu.get_space("macro"), "digits") is None
     assert nasedu.bench.for_space(nasedu.get_space("darts"), "cifar10") is None
     assert json.loads(json.dumps(bench.summary()))["distinct"] == 3969
+
+
+def test_table_searches_select_on_validation_accuracy_where_the_table_records_it():
+    """nb201-digits records validation accuracies: a table search selects on them, never on the test accuracy
+    that judges it; NAS-Bench-Macro records only test accuracies, which are then all there is."""
+    nb201, macro = nasedu.bench.load("nb201-digits"), nasedu.bench.load("nas-bench-macro")
+    cell = next(r.architecture for r in nb201.best(50) if r.val_acc != r.test_acc)
+    assert nb201.search_accuracy(cell) == nb201.query(cell).val_acc != nb201.accuracy(cell)
+    assert macro.search_accuracy("22222222") == macro.accuracy("22222222")
+    r = nasedu.search("random", space="nb201", benchmark="nb201-digits", epochs=1, samples_per_epoch=30, progress=False)
+    assert r.strategy.best_reward == nb201.query(r.architecture).val_acc == max(s["reward"] for s in r.history.steps)
+    assert r.true_acc == nb201.accuracy(r.architecture)

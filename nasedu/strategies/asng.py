@@ -378,7 +378,8 @@ class ASNGNAS(SupernetStrategy):
        one `ASNG.update`.
 
     Without data, on a benchmark table (``benchmark="nas-bench-macro"``): each step samples lambda
-    architectures and updates theta from their table errors 1 - accuracy (lambda table queries).
+    architectures and updates theta from their table errors 1 - accuracy (lambda table queries; the
+    validation accuracy where the table records one).
 
     The architecture is the space's rule on theta (argmax per row; the DARTS rule on the DARTS cell, whose
     samples, unlike the paper's ENAS cell, choose an operation, `none` included, on every edge). The weights'
@@ -531,7 +532,7 @@ class ASNGNAS(SupernetStrategy):
         rewards = []
         for path in self.hard_paths(sample):
             architecture = self.space.decode(path)
-            R = self.context.benchmark.accuracy(architecture)
+            R = self.context.benchmark.search_accuracy(architecture)  # validation where the table has it
             rewards.append(R)
             if R > self.best_reward:
                 self.best, self.best_reward = architecture, R

@@ -348,7 +348,7 @@ class NASRL(Strategy):
             out = []
             for a in architectures:
                 record = self.context.benchmark.query(a)
-                accuracy = record.val_acc if record.val_acc is not None else record.test_acc
+                accuracy = self.context.benchmark.search_accuracy(a)
                 seconds = float(np.mean(record.seconds)) if record.seconds else 0.0
                 out.append({"accuracy": accuracy, "seconds": seconds, "cpu_seconds": seconds})
             return out

@@ -7,7 +7,8 @@ course judges every strategy beside it.
 
 One step samples one architecture c ~ Uniform(space) and measures its reward
 R(c): its accuracy in the benchmark table when the search has one (a search
-of NAS-Bench-Macro on CIFAR-10 numbers takes seconds), otherwise the
+of NAS-Bench-Macro on CIFAR-10 numbers takes seconds; the validation accuracy
+where the table records one, `Benchmark.search_accuracy`), otherwise the
 validation accuracy of its network trained from scratch on the search's
 data (`context.train_from_scratch`, `train_epochs` epochs). The architecture
 it returns is the best one seen.
@@ -43,7 +44,7 @@ class RandomSearch(Strategy):
     def reward(self, architecture) -> float:
         """R(c): the table's accuracy, or the validation accuracy after training from scratch."""
         if self.context.benchmark is not None:
-            return self.context.benchmark.accuracy(architecture)
+            return self.context.benchmark.search_accuracy(architecture)
         return self.context.train_from_scratch(architecture, epochs=self.train_epochs).val_acc
 
     def step(self):
