@@ -15,7 +15,10 @@ plain record per search:
      "supernet_val_acc", "oneshot_val_acc", "true_acc", "seconds"}
 
 read off the last epoch (``true_acc`` from the space's table: NAS-Bench-201
-on digits at the quick budget; None without one). `summarise` groups them
+on digits at the quick budget; None without one); with ``histories=True``
+each record also holds the search's whole `History` under ``"history"``
+(every epoch's softmax(alpha) and metrics, every step's schedules: the
+curves behind the last epoch's numbers). `summarise` groups them
 per (variant, optimiser) with means and standard deviations over seeds.
 With `out`, every search checkpoints in its own folder and calling the study
 again resumes (a finished search returns at once).
@@ -39,11 +42,12 @@ METRICS = ("skip_count", "param_free_count", "hessian_eigenvalue", "discretisati
 
 def collapse_study(variants=("darts", "sdarts_rs", "darts_minus"), optimizers=("adam", "momentum", "rmsprop", "sgd"),
                    seeds=(0, 1, 2), *, space="nb201", data="digits", budget="quick", eigenvalue_every=2,
-                   workers=None, address=None, out=None, progress=True, **options) -> list[dict]:
+                   workers=None, address=None, out=None, progress=True, histories=False, **options) -> list[dict]:
     """Search every (variant, alpha optimiser, seed) with the collapse
     diagnostics on, the eigenvalue every `eigenvalue_every` epochs and at the
     last; other `options` go to every search (e.g. ``epochs=4``). Returns the
-    records described in the module docstring, in grid order."""
+    records described in the module docstring, in grid order (with each
+    search's `History` under ``"history"`` if `histories`)."""
     grid = {f"{variant} {optimizer}": (variant, {"alpha_optimizer": optimizer, "diagnostics": True,
                                                  "eigenvalue_every": eigenvalue_every})
             for variant in variants for optimizer in optimizers}
@@ -57,6 +61,8 @@ def collapse_study(variants=("darts", "sdarts_rs", "darts_minus"), optimizers=("
                             "architecture": None if result.architecture is None else result.architecture.to_data(),
                             **{key: last.get(key) for key in METRICS},
                             "seconds": search_seconds(result)})
+            if histories:
+                records[-1]["history"] = result.history
     return records
 
 

@@ -320,3 +320,9 @@ def test_the_quick_study_runs_checkpoints_and_resumes(tmp_path):
         [{k: v for k, v in r.items() if k != "seconds"} for r in records]
     rows = summarise(records + [dict(records[0], seed=1, true_acc=records[0]["true_acc"] + 0.1)])
     assert rows[0]["seeds"] == 2 and rows[0]["true_acc_std"] == pytest.approx(0.05)
+    # histories=True: the same records, each with its search's History (the curves behind the last epoch)
+    with_curves = collapse_study(**grid, histories=True)
+    for r, plain in zip(with_curves, records):
+        history = r.pop("history")
+        assert history.epochs[-1]["true_acc"] == plain["true_acc"] and "distributions" in history.epochs[-1]
+        assert {k: v for k, v in r.items() if k != "seconds"} == {k: v for k, v in plain.items() if k != "seconds"}
