@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures as cf
-from concurrent.futures.process import BrokenProcessPool
 import multiprocessing
 import os
 import signal
@@ -149,19 +148,11 @@ atexit.register(shutdown)
 
 
 def _pool(fn, tasks, workers) -> Iterator[tuple]:
-    pool = _executor(workers)
-    try:
-        pending = {pool.submit(fn, t): t for t in tasks}
-    except BrokenProcessPool:  # a worker died since the last call: start a fresh pool
-        _POOLS.pop(workers, None)
-        pool = _executor(workers)
-        pending = {pool.submit(fn, t): t for t in tasks}
+    pool = _executor(workers)  # the kept pool, or a fresh one if a worker of the kept one died
+    pending = {pool.submit(fn, t): t for t in tasks}
     try:
         for future in cf.as_completed(pending):
             yield pending[future], future.result()
-    except BrokenProcessPool:
-        _POOLS.pop(workers, None)  # the next call starts a fresh one
-        raise
     finally:
         for future in pending:
             future.cancel()  # a caller that stops early leaves the pool free for the next call

@@ -445,10 +445,14 @@ class ASNGNAS(SupernetStrategy):
             out[name], start = P, start + rows
         return out
 
+    def _rows(self) -> torch.Tensor:
+        """[rows, options]: each variable's distribution over its options (an ordinal one: P of each option)."""
+        ordinal = self.asng.ordinal_probabilities() if self.asng.ordinals else torch.zeros(0, 1, dtype=F64)
+        return self._per_row(self.asng.theta, ordinal)
+
     def probabilities(self) -> dict:
         """``{table: [rows, options]}``: theta (an ordinal row: P of each option), float64 on the CPU."""
-        ordinal = self.asng.ordinal_probabilities() if self.asng.ordinals else torch.zeros(0, 1, dtype=F64)
-        return self._as_tables(self._per_row(self.asng.theta, ordinal))
+        return self._as_tables(self._rows())
 
     def choices(self, sample: ASNGSample) -> torch.Tensor:
         """[samples, rows]: each sample's option per row (among the row's options), categorical and ordinal
@@ -493,8 +497,7 @@ class ASNGNAS(SupernetStrategy):
     def theta_metrics(self) -> dict:
         """delta after the step, and the authors' convergence measure: the mean over variables of max theta
         (an ordinal variable's largest option probability); with ordinal variables, their mean sigma."""
-        P = torch.cat([v for v in self.probabilities().values()])
-        out = {"delta": self.asng.delta, "theta_convergence": float(P.max(dim=1).values.mean())}
+        out = {"delta": self.asng.delta, "theta_convergence": float(self._rows().max(dim=1).values.mean())}
         return {**out, "sigma": float(self.asng.sigma.mean())} if self.asng.ordinals else out
 
     def step(self):
