@@ -19,7 +19,7 @@ from torch import nn
 
 from .architecture import ArchitectureError, check_arch_argument
 from .genotypes import edge_endpoints, num_edges
-from .grouped import GROUPED_MAX_PIXELS, CellPlan, chain_layers, run_chain
+from .grouped import GROUPED_MAX_PIXELS, CellPlan, cat_channels_keeping, chain_layers, run_chain, to_memory_format
 from .network import stack_cells, stem
 from .ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, check_op_names
 
@@ -73,6 +73,10 @@ class SearchCell(nn.Module):
         )
 
     def forward(self, s0, s1, weights):
+        return torch.cat(self.states(s0, s1, weights)[-self.multiplier:], dim=1)
+
+    def states(self, s0, s1, weights) -> list:
+        """The cell's states: its two preprocessed inputs, then each node."""
         s0, s1 = self.preprocess0(s0), self.preprocess1(s1)
         states, offset = [s0, s1], 0
         for _ in range(self.steps):
@@ -80,7 +84,7 @@ class SearchCell(nn.Module):
             parts = [p for p in parts if p is not None]
             states.append(sum(parts) if parts else self._zero_like(s1))
             offset += len(states) - 1
-        return torch.cat(states[-self.multiplier:], dim=1)
+        return states
 
     def _zero_like(self, s1):
         # Every edge into this node was `none`: the node is zero (rare, hard paths only).
@@ -98,7 +102,9 @@ class FastSearchCell(SearchCell):
       `nasedu.grouped`, the edges whose source is ready computed together, each
       kind of operation as one call (a few dozen calls per cell instead of hundreds);
     - larger maps: the readable operations on channels_last tensors, which
-      oneDNN's depthwise convolutions run about twice as fast.
+      oneDNN's depthwise convolutions run about twice as fast, with every
+      gradient handed back in the format of the tensor it belongs to
+      (`to_memory_format`, `cat_channels_keeping`).
 
     Same outputs and gradients within float rounding; a state_dict of either
     cell loads into the other."""
@@ -113,10 +119,11 @@ class FastSearchCell(SearchCell):
         if self.reduction:
             h, w = (h + 1) // 2, (w + 1) // 2
         if h * w > GROUPED_MAX_PIXELS:
-            return super().forward(s0.contiguous(memory_format=torch.channels_last),
-                                   s1.contiguous(memory_format=torch.channels_last), weights)
+            cl = torch.channels_last
+            states = self.states(to_memory_format(s0, cl), to_memory_format(s1, cl), weights)
+            return cat_channels_keeping(states[-self.multiplier:], cl)
         if s1.device.type == "cpu":  # the grouped kernels were measured on NCHW tensors
-            s0, s1 = s0.contiguous(), s1.contiguous()
+            s0, s1 = (to_memory_format(s, torch.contiguous_format) for s in (s0, s1))
         s0, s1 = (run_chain(s, layers) for s, layers in zip((s0, s1), self._preprocess))
         states = self._plan.run([s0, s1], weights, lambda: self._zero_like(s1))
         return torch.cat(states[-self.multiplier:], dim=1)
@@ -137,7 +144,8 @@ class Supernet(nn.Module):
                  primitives=PRIMITIVES, fast: bool = True):
         super().__init__()
         if layers < 1 or steps < 1 or not 1 <= multiplier <= steps:
-            raise ValueError(f"need layers >= 1, steps >= 1 and 1 <= multiplier <= steps; got {layers=}, {steps=}, {multiplier=}")
+            raise ValueError("need layers >= 1, steps >= 1 and 1 <= multiplier <= steps; "
+                             f"got {layers=}, {steps=}, {multiplier=}")
         self.primitives = check_op_names(primitives)
         self.C, self.num_classes, self.layers = C, num_classes, layers
         self.steps, self.multiplier = steps, multiplier

@@ -7,10 +7,12 @@ import copy
 import pytest
 import torch
 
+from nasedu.diagnostics import hessian_vector_product_in_alpha
 from nasedu.genotypes import DARTS_V2
+from nasedu.grouped import GROUPED_MAX_PIXELS, cat_channels_keeping, to_memory_format
 from nasedu.spaces import DartsCellSpace
 from nasedu.supernet import FastSearchCell, SearchCell, Supernet
-from nasedu.training import batch_statistics
+from nasedu.training import batch_statistics, untracked_batch_norm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,6 +122,48 @@ def test_every_route_of_the_fast_cell_on_larger_maps():
     x, y = torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))
     alpha = make_alpha(space)
     assert_same(fast, readable, x, y, soft(alpha), alpha)
+
+
+def test_memory_format_changes_hand_each_gradient_back_in_its_tensors_format():
+    """The large-map route converts to channels_last and back; a gradient that
+    reached a tensor in the other format would fall off ATen's fast kernels."""
+    cl = torch.channels_last
+    x = torch.randn(2, 3, 5, 5, requires_grad=True)
+    y = to_memory_format(x, cl)
+    assert y.is_contiguous(memory_format=cl) and torch.equal(y, x)
+    g = torch.randn(2, 3, 5, 5).contiguous(memory_format=cl)
+    y.backward(g)
+    assert x.grad.is_contiguous() and torch.equal(x.grad, g)
+    a = torch.randn(2, 3, 5, 5).contiguous(memory_format=cl).requires_grad_()
+    b = torch.randn(2, 4, 5, 5).contiguous(memory_format=cl).requires_grad_()
+    out = cat_channels_keeping([a, b], cl)
+    assert torch.equal(out, torch.cat([a, b], dim=1))
+    g = torch.randn(2, 7, 5, 5).contiguous(memory_format=cl)
+    out.backward(g)
+    assert a.grad.is_contiguous(memory_format=cl) and torch.equal(a.grad, g[:, :3])
+    assert b.grad.is_contiguous(memory_format=cl) and torch.equal(b.grad, g[:, 3:])
+
+
+def test_second_derivatives_on_larger_maps_under_torch_func():
+    """The Hessian's products in alpha (`nasedu.diagnostics`, reverse over
+    reverse with torch.func) through the large-map route equal the readable
+    cell's: the format changes are differentiable twice under torch.func."""
+    space = DartsCellSpace(C=4, layers=2)  # two reduction cells: 32x32 -> 16x16 (the large-map route) -> 8x8
+    fast, readable = pair(space, in_channels=3)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    assert 16 * 16 > GROUPED_MAX_PIXELS >= 8 * 8
+    alpha = {k: a.detach() for k, a in make_alpha(space).items()}
+    v = {k: torch.randn_like(a) for k, a in alpha.items()}
+    products = []
+    for net in (fast, readable):
+        w = {n: p.detach() for n, p in net.named_parameters()}
+        with untracked_batch_norm(net):
+            def loss(w, alpha, batch):
+                arch = {k: a.softmax(-1) for k, a in alpha.items()}
+                return torch.nn.functional.cross_entropy(torch.func.functional_call(net, w, (batch[0], arch)), batch[1])
+            products.append(hessian_vector_product_in_alpha(loss, w, alpha, (x, y))(v))
+    for k in alpha:
+        assert close(products[0][k], products[1][k], rel=1e-3)
 
 
 def test_grouped_plan_on_channels_last_tensors():
