@@ -4,9 +4,11 @@
   table) of the cell each seed derives, next to the space's best and median
   and to the cell a random draw gives.
 - DARTS cell space on digits (no table exists): how much the seeds' derived
-  cells agree (edge and operation), against two uniformly drawn cells.
+  cells agree (edge and operation, and edges alone), against two uniformly
+  drawn cells. Search options after `--options` as JSON, e.g.
+  ``--options '{"epochs": 12, "warmup_epochs": 6}'``, to try another budget.
 
-    python benchmarks/quick_darts.py [--seeds 0 1 2] [--spaces nb201 darts]
+    python benchmarks/quick_darts.py [--seeds 0 1 2] [--spaces nb201 darts] [--options JSON]
 
 Several minutes on a 2-core CPU (one DARTS-space search is about 1.5 minutes).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 
 import numpy as np
@@ -27,25 +30,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--spaces", nargs="+", default=["nb201", "darts"])
+    parser.add_argument("--options", type=json.loads, default={},
+                        help="search options as JSON, over the quick budget's")
     args = parser.parse_args()
     for name in args.spaces:
         settings = budget_settings("quick", "darts", name)
         print(f"\n== DARTS on the {name} space, quick budget: {settings['epochs']} epochs, "
-              f"space {settings['space']}, options {settings['strategy']}")
+              f"space {settings['space']}, options {settings['strategy']}, changed {args.options}")
         results = []
         for seed in args.seeds:
             started = time.perf_counter()
-            result = nasedu.search("darts", "digits", space=name, budget="quick", seed=seed, progress=False)
+            result = nasedu.search("darts", "digits", space=name, budget="quick", seed=seed, progress=False,
+                                   **args.options)
             results.append(result)
             true = f", true accuracy {result.true_acc:.3f}" if result.true_acc is not None else ""
             print(f"seed {seed}: {time.perf_counter() - started:.0f} s, {result.architecture}{true}")
         space = results[0].space
         canonical = [space.canonical(r.architecture) for r in results]
-        pairs = [agreement(a, b) for a, b in itertools.combinations(canonical, 2)]
-        mean, p99 = chance_agreement(space)
-        print(f"agreement between seeds (edge and operation): {np.mean(pairs):.2f} "
-              f"(pairs {', '.join(f'{p:.2f}' for p in pairs)}); two random cells: {mean:.2f} on average, "
-              f"{p99:.2f} at the 99th percentile")
+        for operations, what in ((True, "edge and operation"), (False, "edges alone")):
+            pairs = [agreement(a, b, operations) for a, b in itertools.combinations(canonical, 2)]
+            mean, p99 = chance_agreement(space, operations=operations)
+            print(f"agreement between seeds ({what}): {np.mean(pairs):.2f} "
+                  f"(pairs {', '.join(f'{p:.2f}' for p in pairs)}); two random cells: {mean:.2f} on average, "
+                  f"{p99:.2f} at the 99th percentile")
         if name == "darts":  # which kinds of operation the seeds prefer, whatever the edges
             convs = [p for p in nasedu.PRIMITIVES if "conv" in p]
             for part in ("normal", "reduce"):

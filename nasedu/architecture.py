@@ -153,21 +153,25 @@ def check_arch_argument(arch, shapes: dict, options: dict | None = None) -> None
             raise ArchitectureError(f"arch[{name!r}] holds indices outside 0..{n - 1}")
 
 
-def agreement(a: Architecture, b: Architecture) -> float:
+def agreement(a: Architecture, b: Architecture, operations: bool = True) -> float:
     """The fraction of `a`'s decisions (an edge and its operation, a layer and
-    its block) that `b` makes too: 1 for the same architecture. Compare the
-    `canonical` forms when one architecture can be written two ways."""
+    its block) that `b` makes too: 1 for the same architecture. With
+    ``operations=False``, only where: the fraction of `a`'s edges that `b`
+    keeps too, whatever their operations (in a space where every edge or layer
+    is kept, 1). Compare the `canonical` forms when one architecture can be
+    written two ways."""
     da, db = a.decisions(), b.decisions()
     if not da:
         return 1.0
-    return sum(db.get(key) == value for key, value in da.items()) / max(len(da), len(db))
+    same = (db.get(key) == value if operations else key in db for key, value in da.items())
+    return sum(same) / max(len(da), len(db))
 
 
-def chance_agreement(space, samples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """The agreement of two architectures drawn uniformly from `space`: its
+def chance_agreement(space, samples: int = 2000, seed: int = 0, operations: bool = True) -> tuple[float, float]:
+    """The `agreement` of two architectures drawn uniformly from `space`: its
     mean and its 99th percentile over `samples` pairs, the bar that the
     results of a search's seeds must clear to be more than chance."""
     generator = torch.Generator().manual_seed(seed)
-    values = [agreement(space.canonical(space.sample(generator)), space.canonical(space.sample(generator)))
+    values = [agreement(space.canonical(space.sample(generator)), space.canonical(space.sample(generator)), operations)
               for _ in range(samples)]
     return float(np.mean(values)), float(np.percentile(values, 99))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import nasedu
-from nasedu.architecture import ArchitectureError
+from nasedu.architecture import ArchitectureError, agreement, chance_agreement
 from nasedu.cost import count_parameters
 from nasedu.genotypes import DARTS_V1, DARTS_V2, GENOTYPES, NASNet, PRIMITIVES
 from nasedu.spaces import (DartsCellSpace, MacroArch, MacroSpace, NB201Arch, NB201Space, get_space,
@@ -201,6 +201,24 @@ def test_darts_space_size_encode_decode_and_sample():
         space.validate(five)
     with pytest.raises(ArchitectureError, match="unknown operation 'sep_conv_7x7'"):
         space.validate(NASNet)  # NASNet's operations are not all in the DARTS space
+
+
+def test_agreement_counts_shared_decisions_and_its_chance_level_is_the_counted_one():
+    space = DartsCellSpace()
+    a = space.canonical(DARTS_V2)
+    assert agreement(a, a) == 1.0 and agreement(a, a, operations=False) == 1.0
+    # DARTS_V2's normal cell with node 0's first operation changed, and node 3's edge from node 2 moved to input 1
+    normal = list(a.normal)
+    normal[0] = ("dil_conv_5x5", normal[0][1])
+    b = space.canonical(a._replace(normal=normal[:7] + [("sep_conv_3x3", 1)]))
+    assert agreement(a, b) == 14 / 16 and agreement(a, b, operations=False) == 15 / 16
+    # Two uniform cells: node n keeps 2 of its n + 2 inputs, so an edge of one is in the other with
+    # probability 2 / (n + 2): 1, 2/3, 1/2, 2/5 for the four nodes, and then the same one of 7 operations.
+    edges = (1 + 2 / 3 + 1 / 2 + 2 / 5) / 4
+    mean, p99 = chance_agreement(space, samples=3000, operations=False)
+    assert abs(mean - edges) < 0.01 and p99 <= 1
+    mean, p99 = chance_agreement(space, samples=3000)
+    assert abs(mean - edges / 7) < 0.01 and mean < p99 < 0.5
 
 
 def test_every_space_derives_encodes_and_draws_with_marked_decisions():
