@@ -10,7 +10,7 @@
 
     python benchmarks/quick_darts.py [--seeds 0 1 2] [--spaces nb201 darts] [--options JSON]
 
-Several minutes on a 2-core CPU (one DARTS-space search is about 1.5 minutes).
+A few minutes on a 2-core CPU (one DARTS-space search is about half a minute on the fast path).
 """
 from __future__ import annotations
 
