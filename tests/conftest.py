@@ -76,12 +76,16 @@ def _skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-def _browser_available() -> bool:
+def _playwright_importable() -> bool:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return False
-    return _chromium() is not None
+    return True
+
+
+def _browser_available() -> bool:
+    return _chromium() is not None and _playwright_importable()
 
 
 BROWSER_RUNS_NOTEBOOK = "test_browser.py::test_darts_notebook_runs_with_its_dashboard"
@@ -105,9 +109,7 @@ def chromium_path():
     if path is None:
         _skip_or_fail("Chromium is not installed: the browser tests drive Debian's Chromium. "
                       "Install it with `sudo apt-get install chromium` (`make test` does this where it can).")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
+    if not _playwright_importable():
         _skip_or_fail("the playwright package is missing: pip install -e '.[dev]'")
     return path
 
