@@ -1,7 +1,7 @@
 """How much does the live dashboard slow a search down?
 
-Runs the quick budget's DARTS search (what notebook 04 runs: digits, C=8,
-5 cells, batch 64, fixed seed) with and without a `Dashboard(backend="widget")`,
+Runs the quick budget's DARTS search on the DARTS cell (`nasedu.budgets`:
+digits enlarged to 16x16, C=4, 3 cells, batch 64, fixed seed) with and without a `Dashboard(backend="widget")`,
 alternating the order so that a machine getting busier or quieter affects
 both alike, and prints a table and, last, the ratio of the median wall times:
 

@@ -2,8 +2,8 @@
 default, on an idle machine and with another process keeping one core busy
 (a browser beside the kernel, Binder's shared CPU).
 
-Runs the quick budget's DARTS search (digits, C=8, 5 cells, batch 64, one
-epoch of 8 steps) with ``threads=1`` and with ``threads=None`` (torch's
+Runs the quick budget's DARTS search on the DARTS cell (`nasedu.budgets`:
+digits enlarged to 16x16, C=4, 3 cells, batch 64; one epoch of 8 steps) with ``threads=1`` and with ``threads=None`` (torch's
 default: one per core), alternating, first on an idle machine, then while a
 busy-loop process runs beside it, and prints the median seconds per step
 and, last, the ratios measured in this run:

@@ -167,11 +167,18 @@ def agreement(a: Architecture, b: Architecture, operations: bool = True) -> floa
     return sum(same) / max(len(da), len(db))
 
 
-def chance_agreement(space, samples: int = 2000, seed: int = 0, operations: bool = True) -> tuple[float, float]:
-    """The `agreement` of two architectures drawn uniformly from `space`: its
-    mean and its 99th percentile over `samples` pairs, the bar that the
-    results of a search's seeds must clear to be more than chance."""
+def chance_agreement(space, samples: int = 2000, seed: int = 0, operations: bool = True,
+                     cells: int = 2) -> tuple[float, float]:
+    """The `agreement` of architectures drawn uniformly from `space`: averaged
+    over every pair of `cells` of them (2: one pair), its mean and its 99th
+    percentile over `samples` draws. The bar that `cells` seeds' mean agreement
+    must clear to be more than chance: averaging over pairs narrows the spread,
+    so more seeds make a lower bar."""
+    if cells < 2:
+        raise ValueError(f"agreement needs at least 2 cells to compare, not cells={cells}")
     generator = torch.Generator().manual_seed(seed)
-    values = [agreement(space.canonical(space.sample(generator)), space.canonical(space.sample(generator)), operations)
-              for _ in range(samples)]
+    values = []
+    for _ in range(samples):
+        drawn = [space.canonical(space.sample(generator)) for _ in range(cells)]
+        values.append(np.mean([agreement(a, b, operations) for i, a in enumerate(drawn) for b in drawn[i + 1:]]))
     return float(np.mean(values)), float(np.percentile(values, 99))

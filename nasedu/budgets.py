@@ -1,6 +1,7 @@
 """The two budgets every notebook and the command line choose between.
 
-- quick: the offline digits data, small networks, minutes on a laptop CPU.
+- quick: the offline digits data (enlarged to 16x16 for the DARTS cell), small
+  networks, minutes on a laptop CPU.
 - full: CIFAR-10 at the papers' search settings (DARTS Section 3.1.1: 8 cells,
   16 initial channels, batch 64, 50 epochs; NAS-Bench-201's C = 16, N = 5), for a GPU.
 
@@ -27,7 +28,12 @@ BUDGETS = {
         # Skeletons scaled down for 8x8 digits on a CPU; the papers' sizes are under "full".
         # The NB201 supernet joins its stages as the nb201-digits table's networks do
         # (`Shortcut`), so that the cells, not the blocks, decide what it learns.
-        "spaces": {"darts": {"C": 4, "layers": 5}, "nb201": {"C": 8, "N": 1, "blocks": "shortcut"},
+        # The DARTS cell searches digits enlarged to 16x16 ("space_data") in its smallest skeleton with
+        # both cell types (normal, reduction, reduction: maps of 16, 8 and 4 pixels). On 8x8 digits its
+        # cells saw maps of 4 and 2 pixels, where the candidate operations compute nearly the same thing,
+        # and seeds derived cells no more alike than random ones (README, "A first search").
+        "space_data": {"darts": "digits-16x16"},
+        "spaces": {"darts": {"C": 4, "layers": 3}, "nb201": {"C": 8, "N": 1, "blocks": "shortcut"},
                    "macro": {"C": 8, "head": 64},
                    # NAS-RL's chain: 4 layers (the paper: 6, growing to 15) and half its numbers of filters.
                    "chain": {"layers": 4, "filters": [12, 18, 24, 32]}},
@@ -89,7 +95,7 @@ def budget(name=None, data=None) -> str:
         return "quick"
     if data is not None:
         for key, settings in BUDGETS.items():
-            if settings["data"] == _data_key(data):
+            if _data_key(data) in map(_data_key, [settings["data"], *settings.get("space_data", {}).values()]):
                 return key
     return "full" if torch.cuda.is_available() else "quick"
 
@@ -106,6 +112,6 @@ def budget_settings(name=None, strategy=None, space="darts", data=None, epochs=N
     budget_epochs = b.get("space_epochs", {}).get(space_name, b["epochs"])
     if epochs and "warmup_epochs" in strategy_options:
         strategy_options["warmup_epochs"] = strategy_options["warmup_epochs"] * epochs // budget_epochs
-    return {"budget": key, "data": b["data"], "epochs": budget_epochs,
+    return {"budget": key, "data": b.get("space_data", {}).get(space_name, b["data"]), "epochs": budget_epochs,
             "batch_size": b["batch_size"], "space": dict(b["spaces"].get(space_name, {})),
             "strategy": strategy_options}

@@ -2,6 +2,9 @@
 
 - `digits`: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10
   classes). Offline, small, the default of every quick budget and test.
+  ``digits-16x16`` is the same images enlarged (bilinear): no new information,
+  but room for a skeleton that halves its maps twice (the DARTS space's quick
+  budget: `nasedu.budgets`).
 - `synthetic`: generated class templates plus noise, for tests.
 - `mnist`, `fashion_mnist`, `cifar10`: torchvision, cached in a folder
   (``$NASEDU_DATA`` or ``~/.cache/nasedu``); offline they fail at once with a
@@ -17,6 +20,7 @@ resumed search sees exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 
@@ -78,11 +82,28 @@ def _tensor_bundle(name, x, y, classes, seed):
                       in_channels=x.shape[1], num_classes=len(classes), image_size=x.shape[-1], classes=classes)
 
 
-def _digits(seed=0, **_):
+def _digits(seed=0, image_size=8, **_):
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    return _tensor_bundle("digits", d.images[:, None] / 16.0, d.target, list(range(10)), seed)
+    x = torch.as_tensor(d.images[:, None] / 16.0, dtype=torch.float32)
+    name = "digits"
+    if image_size != 8:
+        x = torch.nn.functional.interpolate(x, size=image_size, mode="bilinear", align_corners=False)
+        name = f"digits-{image_size}x{image_size}"
+    return _tensor_bundle(name, x, d.target, list(range(10)), seed)
+
+
+def _sized_digits(key):
+    """``digits_16x16`` -> 16 (names are normalised with ``_``); None for any other name."""
+    match = re.fullmatch(r"digits_(\d+)x(\d+)", key)
+    if match is None:
+        return None
+    height, width = map(int, match.groups())
+    if height != width or height < 8:
+        raise ValueError(f"digits can be enlarged to a square of at least 8 pixels ('digits-16x16'), "
+                         f"not {height}x{width}")
+    return height
 
 
 def _synthetic(seed=0, n=600, num_classes=10, image_size=8, noise=0.6, **_):
@@ -158,7 +179,8 @@ DATASETS = {
 
 
 def load_dataset(name: str = "digits", *, seed: int = 0, root=None, download: bool = True, **options) -> DataBundle:
-    """Load data set `name` (one of `DATASETS`) split into train / val / test.
+    """Load data set `name` (one of `DATASETS`, or ``"digits-NxN"``: digits
+    enlarged to N x N) split into train / val / test.
 
     `digits` and `synthetic` split 60/20/20, stratified; torchvision sets keep
     their test set and hold out 10% of the training set, stratified, for val.
@@ -166,8 +188,12 @@ def load_dataset(name: str = "digits", *, seed: int = 0, root=None, download: bo
     if isinstance(name, DataBundle):
         return name
     key = str(name).lower().replace("-", "_")
+    size = _sized_digits(key)
+    if size is not None:
+        return _digits(seed=seed, image_size=size)
     if key not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}, and digits enlarged: "
+                         f"'digits-16x16'")
     return DATASETS[key](seed=seed, root=root, download=download, **options)
 
 

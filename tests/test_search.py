@@ -141,11 +141,15 @@ def test_the_budget_fills_in_what_was_not_given_and_never_shrinks_cifar10(monkey
     full = budget_settings(None, "darts", "darts", data="cifar10")  # on a CPU, but CIFAR-10 asked for
     assert full["budget"] == "full" and full["space"] == {"C": 16, "layers": 8} and full["epochs"] == 50
     assert budget_settings(None, "darts", "nb201")["space"] == {"C": 8, "N": 1, "blocks": "shortcut"}
+    # The DARTS cell searches digits enlarged to 16x16, and asking for that data set means the quick budget.
+    assert budget_settings(None, "darts", "darts")["data"] == "digits-16x16"
+    assert budget_settings(None, "darts", "nb201")["data"] == "digits"
+    assert budget(None, data="digits-16x16") == "quick"
     monkeypatch.setenv("NASEDU_QUICK", "1")  # an explicit choice wins over the data set
     assert budget_settings(None, "darts", "darts", data="cifar10")["budget"] == "quick"
     # What was given is kept: C=4 stays 4 while the budget fills in layers.
     r = nasedu.search("darts", data="synthetic", C=4, steps=2, multiplier=2, epochs=1, batch_size=32, progress=False)
-    assert r.space.C == 4 and r.space.layers == 5 and r.history.meta["config"]["hyperparameters"]["alpha_lr"] == 3e-2
+    assert r.space.C == 4 and r.space.layers == 3 and r.history.meta["config"]["hyperparameters"]["alpha_lr"] == 3e-2
 
 
 class ExplodeAt(nasedu.Callback):
@@ -193,8 +197,9 @@ def test_random_search_on_nas_bench_macro_uses_the_tables_cifar10_numbers(tmp_pa
 
 
 def test_quick_darts_on_digits_beats_chance_and_moves_the_architecture():
-    """The quick budget (digits, CPU): validation accuracy well above chance (10%)."""
+    """The quick budget (digits enlarged to 16x16, CPU): validation accuracy well above chance (10%)."""
     result = nasedu.search("darts", budget="quick", progress=False)
+    assert result.history.meta["config"]["data"] == "digits-16x16" and result.space.layers == 3
     first, last = result.history.architectures()[0], result.architecture
     init = result.space.derive({k: torch.tensor(v) for k, v in result.history.snapshots[0]["distributions"].items()})
     assert result.supernet_val_acc > 0.6, result.supernet_val_acc

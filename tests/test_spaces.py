@@ -219,6 +219,9 @@ def test_agreement_counts_shared_decisions_and_its_chance_level_is_the_counted_o
     assert abs(mean - edges) < 0.01 and mean < p99 < 1
     mean, p99 = chance_agreement(space, samples=3000)
     assert abs(mean - edges / 7) < 0.01 and mean < p99 < 0.5
+    # The mean over the 28 pairs of 8 cells: the same expectation, a much narrower spread.
+    mean8, p99_8 = chance_agreement(space, samples=300, cells=8)
+    assert abs(mean8 - edges / 7) < 0.01 and mean8 < p99_8 < (mean + p99) / 2
 
 
 def test_every_space_derives_encodes_and_draws_with_marked_decisions():
