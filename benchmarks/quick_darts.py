@@ -57,11 +57,13 @@ def main():
             print(f"agreement between seeds ({what}): {np.mean(pairs):.2f} "
                   f"(pairs {', '.join(f'{p:.2f}' for p in pairs)}); {len(results)} random cells: {mean:.2f} "
                   f"on average, {p99:.2f} at the 99th percentile")
-        if name == "darts":  # which kinds of operation the seeds prefer, whatever the edges
+        if name == "darts":  # where the agreement is, and which kinds of operation the seeds prefer
             convs = [p for p in nasedu.PRIMITIVES if "conv" in p]
             for part in ("normal", "reduce"):
+                pairs = [agreement(a, b, part=part) for a, b in itertools.combinations(canonical, 2)]
                 shares = [np.mean([op in convs for op, _ in getattr(r.architecture, part)]) for r in results]
-                print(f"convolutions among the {part} cell's 8 operations: {', '.join(f'{x:.0%}' for x in shares)} "
+                print(f"{part} cell: agreement between seeds {np.mean(pairs):.2f}; convolutions among its 8 "
+                      f"operations: {', '.join(f'{x:.0%}' for x in shares)} "
                       f"(a random cell: {len(convs) / (len(nasedu.PRIMITIVES) - 1):.0%})")
         if name == "nb201":
             table = nasedu.bench.load("nb201-digits")

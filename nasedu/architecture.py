@@ -91,6 +91,13 @@ class Architecture:
         decisions, so that two architectures can be compared decision by decision."""
         raise NotImplementedError
 
+    def part_decisions(self, part: str) -> dict:
+        """The `decisions` of one part, keyed by their row label alone."""
+        self._check_part(part)
+        prefix = f"{self.part_titles.get(part, part)}: "
+        return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in self.decisions().items()
+                if k.startswith(prefix) or len(self.parts) == 1}
+
     def diagram(self, part: str, title: str | None = None):
         """A backend-free drawing of `part` (`nasedu.viz.diagram.Diagram`)."""
         raise NotImplementedError
@@ -153,14 +160,14 @@ def check_arch_argument(arch, shapes: dict, options: dict | None = None) -> None
             raise ArchitectureError(f"arch[{name!r}] holds indices outside 0..{n - 1}")
 
 
-def agreement(a: Architecture, b: Architecture, operations: bool = True) -> float:
+def agreement(a: Architecture, b: Architecture, operations: bool = True, part: str | None = None) -> float:
     """The fraction of `a`'s decisions (an edge and its operation, a layer and
     its block) that `b` makes too: 1 for the same architecture. With
     ``operations=False``, only where: the fraction of `a`'s edges that `b`
     keeps too, whatever their operations (in a space where every edge or layer
-    is kept, 1). Compare the `canonical` forms when one architecture can be
-    written two ways."""
-    da, db = a.decisions(), b.decisions()
+    is kept, 1). With `part` (``"normal"``), that part's decisions alone.
+    Compare the `canonical` forms when one architecture can be written two ways."""
+    da, db = (a.decisions(), b.decisions()) if part is None else (a.part_decisions(part), b.part_decisions(part))
     if not da:
         return 1.0
     same = (db.get(key) == value if operations else key in db for key, value in da.items())

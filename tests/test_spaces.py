@@ -212,6 +212,10 @@ def test_agreement_counts_shared_decisions_and_its_chance_level_is_the_counted_o
     normal[0] = ("dil_conv_5x5", normal[0][1])
     b = space.canonical(a._replace(normal=normal[:7] + [("sep_conv_3x3", 1)]))
     assert agreement(a, b) == 14 / 16 and agreement(a, b, operations=False) == 15 / 16
+    # Both changes are in the normal cell: one part at a time.
+    assert agreement(a, b, part="normal") == 6 / 8 and agreement(a, b, operations=False, part="normal") == 7 / 8
+    assert agreement(a, b, part="reduce") == 1.0
+    assert list(a.part_decisions("reduce"))[0] == "c_{k-2} -> 0"
     # Two uniform cells: node n keeps 2 of its n + 2 inputs, so an edge of one is in the other with
     # probability 2 / (n + 2): 1, 2/3, 1/2, 2/5 for the four nodes, and then the same one of 7 operations.
     edges = (1 + 2 / 3 + 1 / 2 + 2 / 5) / 4

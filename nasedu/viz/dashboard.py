@@ -355,9 +355,7 @@ def _status_replay(history: History) -> str:
 
 def _text_part(architecture, part: str) -> str:
     """The part as text, where no SVG can be drawn (no graphviz `dot`, no kaleido)."""
-    prefix = f"{architecture.part_titles.get(part, part)}: "
-    rows = [f"{k[len(prefix):] if k.startswith(prefix) else k}: {v}" for k, v in architecture.decisions().items()
-            if k.startswith(prefix) or len(architecture.parts) == 1]
+    rows = [f"{k}: {v}" for k, v in architecture.part_decisions(part).items()]
     return ("<pre style='margin:0'>" + html.escape("\n".join(rows)) +
             "\n(install graphviz to see the drawing)</pre>")
 
